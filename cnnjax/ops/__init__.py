@@ -1,5 +1,11 @@
 """Convolution arithmetic, NumPy reference ops, JAX conv and pooling, edge filters, FLOPs."""
 
+from cnnjax.ops.conv import conv, conv_output_size
 from cnnjax.ops.pooling import avg_pool, max_pool
+from cnnjax.ops.reference import (conv_backward_reference, conv_forward_reference,
+                                  pool_backward_reference, pool_forward_reference)
 
-__all__ = ["avg_pool", "max_pool"]
+__all__ = [
+    "avg_pool", "conv", "conv_backward_reference", "conv_forward_reference",
+    "conv_output_size", "max_pool", "pool_backward_reference", "pool_forward_reference",
+]
