@@ -1,0 +1,99 @@
+"""Pieces shared by the model zoo: input validation, conv+BN+ReLU, adaptive pooling."""
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# PyTorch's BatchNorm defaults (momentum 0.1 there is 0.9 here), so converted weights behave the same.
+BatchNorm = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
+
+
+def check_input(x: Any, *, rank: int, channels: int | None = None, min_size: int = 1,
+                name: str = "x") -> None:
+  """Raises ValueError unless `x` is a channels-last batch the model can take.
+
+  Args:
+    x: the model input (anything with `.shape`).
+    rank: expected number of dimensions, batch and channels included.
+    channels: expected size of the last axis, or None to accept any.
+    min_size: smallest spatial (or temporal) extent the architecture can reduce
+      without producing an empty feature map.
+    name: the argument's name in messages.
+  """
+  shape = tuple(getattr(x, "shape", ()))
+  layout = {3: "(N, L, C)", 4: "(N, H, W, C)", 5: "(N, D, H, W, C)"}.get(rank, f"rank {rank}")
+  if len(shape) != rank:
+    raise ValueError(f"{name} must have rank {rank} {layout}, got shape {shape}")
+  if any(d <= 0 for d in shape):
+    raise ValueError(f"{name} must have positive sizes in every dimension, got shape {shape}")
+  spatial = shape[1:-1]
+  if any(d < min_size for d in spatial):
+    raise ValueError(
+        f"{name} has spatial size {spatial} (shape {shape}); this model needs at least "
+        f"{min_size} along each spatial axis")
+  if channels is not None and shape[-1] != channels:
+    raise ValueError(
+        f"{name} has {shape[-1]} channels (shape {shape}); the model's parameters expect {channels}")
+
+
+def expected_channels(module: nn.Module, first_layer: str) -> int | None:
+  """Input channels of the kernel at `first_layer` ('a/b' path in params) once initialised, else None.
+
+  Channel counts are checked against the parameters themselves (not a separate
+  field), so a model initialised on any channel count rejects any other one.
+  """
+  node = module.variables.get("params", {})
+  for key in first_layer.split("/"):
+    if key not in node:
+      return None
+    node = node[key]
+  return int(node["kernel"].shape[-2])
+
+
+def adaptive_avg_pool(x: jnp.ndarray, output_size: Sequence[int]) -> jnp.ndarray:
+  """PyTorch's AdaptiveAvgPool over the spatial axes of a channels-last batch.
+
+  Output cell i along an axis of size n averages input rows
+  [floor(i n / m), ceil((i + 1) n / m)) for output size m.
+  """
+  for axis, m in enumerate(output_size, start=1):
+    n = x.shape[axis]
+    if n == m:
+      continue
+    cells = [jnp.mean(jax.lax.slice_in_dim(x, i * n // m, -(-(i + 1) * n // m), axis=axis),
+                      axis=axis, keepdims=True) for i in range(m)]
+    x = jnp.concatenate(cells, axis=axis)
+  return x
+
+
+def global_avg_pool(x: jnp.ndarray) -> jnp.ndarray:
+  """Mean over every spatial axis: (N, ..., C) -> (N, C)."""
+  return jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))
+
+
+class ConvBlock(nn.Module):
+  """Convolution, then BatchNorm (optional; the conv drops its bias when on), then ReLU."""
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] | int = 1
+  padding: Any = "SAME"
+  batch_norm: bool = True
+  relu: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    x = nn.Conv(self.features, tuple(self.kernel_size), strides=self.strides, padding=self.padding,
+                use_bias=not self.batch_norm, dtype=self.dtype, name="conv")(x)
+    if self.batch_norm:
+      x = BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn")(x)
+    return nn.relu(x) if self.relu else x
+
+
+def check_choice(field: str, value: Any, options: Sequence[Any]) -> None:
+  """Raises ValueError unless `value` is one of `options`."""
+  if value not in options:
+    raise ValueError(f"{field} must be one of {list(options)}, got {value!r}")
