@@ -1,0 +1,148 @@
+"""VGG feature extractor with named taps, over the zoo VGG's parameter tree.
+
+The parameters have the layout of `cnnjax.models.vgg.VGG` (`conv{b}_{i}` with
+`kernel` HWIO and `bias`; `fc6`, `fc7`, `fc8` Dense), so converted torchvision or
+Keras weights, a classification checkpoint, or `init_vgg_params` all plug in.
+The forward pass is a plain function of that tree and takes the architecture
+(blocks, widths) from it, so any width works (reduced-width test networks too).
+
+Taps: `conv{b}_{i}` (pre-activation), `relu{b}_{i}`, `pool{b}`, and `fc6`, `fc7`,
+`fc8` (pre-activation Dense outputs; fc6 reads the NHWC-flattened last pool).
+Only the layers up to the deepest requested tap are computed.
+
+Preprocessing of inputs in [0, 1] RGB:
+- `'torch'`: `(x - mean) / std` with torchvision's ImageNet mean/std (torchvision
+  weights, checkpoints, random weights);
+- `'caffe'`: Keras/Caffe VGG convention: `255 x` in BGR channel order minus the
+  BGR ImageNet mean, no scaling (Keras `.h5` VGG weights were trained this way).
+"""
+
+from collections.abc import Sequence
+import re
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import numpy as np
+
+from cnnjax.ops import avg_pool, max_pool
+
+STAGE_SIZES = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+WIDTHS = (64, 128, 256, 512, 512)
+TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+_CONV = re.compile(r"conv(\d+)_(\d+)$")
+_TAP = re.compile(r"(conv|relu)(\d+)_(\d+)$|pool(\d+)$|fc([678])$")
+
+
+def conv_names(params) -> list[str]:
+  """The `conv{b}_{i}` layer names of a VGG parameter tree, in forward order."""
+  names = [k for k in params if _CONV.match(k)]
+  return sorted(names, key=lambda k: tuple(int(g) for g in _CONV.match(k).groups()))
+
+
+def layer_names(params) -> list[str]:
+  """Every tap name the parameter tree supports, in forward order."""
+  out, convs = [], conv_names(params)
+  for j, name in enumerate(convs):
+    b = _CONV.match(name).group(1)
+    out += [name, "relu" + name[4:]]
+    if j + 1 == len(convs) or _CONV.match(convs[j + 1]).group(1) != b:
+      out.append(f"pool{b}")
+  return out + [f for f in ("fc6", "fc7", "fc8") if f in params]
+
+
+def preprocess(images: jax.Array, preprocessing: str = "torch") -> jax.Array:
+  """Maps [0, 1] RGB images `[..., 3]` to the network's input convention."""
+  if preprocessing == "torch":
+    return (images - TORCH_MEAN) / TORCH_STD
+  if preprocessing == "caffe":
+    return images[..., ::-1] * 255.0 - CAFFE_MEAN_BGR
+  raise ValueError(f"preprocessing={preprocessing!r}: expected 'torch' or 'caffe'")
+
+
+def vgg_features(params, images: jax.Array, taps: Sequence[str], *, pool: str = "avg",
+                 preprocessing: str = "torch", dtype=jnp.float32) -> dict[str, jax.Array]:
+  """Activations of `taps` for [0, 1] RGB `images` `[N, H, W, 3]`.
+
+  Args:
+    params: VGG parameter tree (`conv{b}_{i}`, optionally `fc6..8`).
+    images: `[N, H, W, 3]` floats in [0, 1].
+    taps: names from `layer_names(params)`.
+    pool: `'max'` (classification) or `'avg'` (Gatys et al.'s choice for synthesis).
+    preprocessing: `'torch'` or `'caffe'` (see the module docstring).
+    dtype: compute precision.
+  """
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images.shape={tuple(images.shape)}: expected [N, H, W, 3] RGB")
+  if pool not in ("max", "avg"):
+    raise ValueError(f"pool={pool!r}: expected 'max' or 'avg'")
+  order = layer_names(params)
+  unknown = [t for t in taps if t not in order]
+  if unknown or not taps:
+    raise ValueError(f"taps={list(taps)}: unknown {unknown}; expected a non-empty subset of {order}")
+  deepest = max(order.index(t) for t in taps)
+  pool_fn = max_pool if pool == "max" else avg_pool
+  x = preprocess(images.astype(jnp.float32), preprocessing).astype(dtype)
+  out = {}
+  for name in order[:deepest + 1]:
+    if name.startswith("conv"):
+      p = params[name]
+      x = lax.conv_general_dilated(x, jnp.asarray(p["kernel"], dtype), (1, 1), "SAME",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      x = x + jnp.asarray(p["bias"], dtype)
+    elif name.startswith("relu"):
+      x = jax.nn.relu(x)
+    elif name.startswith("pool"):
+      x = pool_fn(x, (2, 2))
+    else:
+      if name == "fc6":
+        x = x.reshape(x.shape[0], -1)
+      else:
+        x = jax.nn.relu(x)
+      x = x @ jnp.asarray(params[name]["kernel"], dtype) + jnp.asarray(params[name]["bias"], dtype)
+    if name in taps:
+      out[name] = x
+  return out
+
+
+def init_vgg_params(key: jax.Array, arch: str = "vgg19", *, widths: Sequence[int] = WIDTHS,
+                    taps: Sequence[str] | None = None) -> dict:
+  """Random VGG trunk parameters (He-normal kernels, zero biases), up to the deepest of `taps`.
+
+  He initialisation keeps activation scales steady through the ReLU stack, which
+  matters when random features drive style transfer (no pretrained weights here).
+  """
+  if arch not in STAGE_SIZES:
+    raise ValueError(f"arch={arch!r}: expected one of {sorted(STAGE_SIZES)}")
+  names = [f"conv{b}_{i}" for b, n in enumerate(STAGE_SIZES[arch], 1) for i in range(1, n + 1)]
+  if taps is not None:
+    names = names[:_deepest_conv(names, taps) + 1]
+  params, c_in = {}, 3
+  for name, k in zip(names, jax.random.split(key, len(names))):
+    c_out = widths[int(_CONV.match(name).group(1)) - 1]
+    std = np.sqrt(2.0 / (9 * c_in))
+    params[name] = {"kernel": std * jax.random.normal(k, (3, 3, c_in, c_out), jnp.float32),
+                    "bias": jnp.zeros((c_out,), jnp.float32)}
+    c_in = c_out
+  return params
+
+
+def _deepest_conv(names: list[str], taps: Sequence[str]) -> int:
+  """Index in `names` of the deepest conv layer that `taps` need."""
+  best = -1
+  for t in taps:
+    m = _TAP.match(t)
+    if m and m.group(4):
+      block = [j for j, n in enumerate(names) if n.startswith(f"conv{m.group(4)}_")]
+      idx = block[-1] if block else None
+    elif m and m.group(2):
+      conv = f"conv{m.group(2)}_{m.group(3)}"
+      idx = names.index(conv) if conv in names else None
+    else:
+      idx = None
+    if idx is None:
+      raise ValueError(f"tap {t!r}: expected a conv/relu/pool layer among {names}")
+    best = max(best, idx)
+  return best

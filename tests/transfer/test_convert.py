@@ -1,0 +1,165 @@
+"""Weight converters: reduced-width reference networks in torch / Keras layout, compared layer by layer."""
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cnnjax.style.features import vgg_features
+from cnnjax.transfer import check_shapes, load_vgg
+
+WIDTHS = (4, 8, 8, 16, 16)
+SIZE = 64  # five 2x2 pools leave a 2x2 map, so fc6's flatten order matters
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+def rel_diff(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+
+
+def torch_vgg(stages, widths, classes=10):
+  """torchvision's VGG layout: `features` (conv, relu, ..., maxpool) and `classifier` (0/3/6)."""
+  torch.manual_seed(0)
+  layers, c_in, names = [], 3, []
+  for b, (n, c) in enumerate(zip(stages, widths), 1):
+    for i in range(1, n + 1):
+      layers += [torch.nn.Conv2d(c_in, c, 3, padding=1), torch.nn.ReLU()]
+      names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+      c_in = c
+    layers.append(torch.nn.MaxPool2d(2, 2))
+    names.append(f"pool{b}")
+  hw = (SIZE // 32) ** 2
+  model = torch.nn.Module()
+  model.features = torch.nn.Sequential(*layers)
+  model.classifier = torch.nn.Sequential(
+      torch.nn.Linear(c_in * hw, 32), torch.nn.ReLU(), torch.nn.Dropout(),
+      torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Dropout(), torch.nn.Linear(32, classes))
+  for p in model.parameters():  # non-zero biases so a bias mix-up shows
+    torch.nn.init.normal_(p, std=0.3)
+  return model.eval(), names
+
+
+def torch_taps(model, names, x):
+  out, h = {}, x
+  with torch.no_grad():
+    for name, layer in zip(names, model.features):
+      h = layer(h)
+      out[name] = h.permute(0, 2, 3, 1).numpy()
+    h = torch.flatten(h, 1)  # torch's NCHW flatten order
+    for name, j in (("fc6", 0), ("fc7", 3), ("fc8", 6)):
+      if j:
+        h = torch.relu(h)
+      h = model.classifier[j](h)
+      out[name] = h.numpy()
+  return out
+
+
+@pytest.fixture(scope="module")
+def images():
+  return np.random.default_rng(0).uniform(size=(2, SIZE, SIZE, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("stages,suffix", [((2, 2, 3, 3, 3), ".pth"), ((2, 2, 4, 4, 4), ".safetensors")])
+def test_torchvision_vgg_layer_by_layer(tmp_path, images, stages, suffix):
+  model, names = torch_vgg(stages, WIDTHS)
+  path = str(tmp_path / f"vgg{suffix}")
+  sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+  torch.save(sd, path) if suffix == ".pth" else save_file(sd, path)
+  weights = load_vgg(path)
+  assert weights.preprocessing == "torch" and weights.source == f"torchvision:{path}"
+  x = torch.from_numpy(((images - MEAN) / STD).astype(np.float32)).permute(0, 3, 1, 2)
+  want = torch_taps(model, names, x)
+  got = vgg_features(weights.params, jnp.asarray(images), list(want), pool="max")
+  assert set(got) == set(want)
+  for name in want:
+    assert got[name].shape == want[name].shape, name
+    assert rel_diff(got[name], want[name]) <= 1e-4, name
+
+
+def write_keras_h5(path, stages, widths, classes=10):
+  """Keras 2 weight-file layout; returns the weights by Keras layer name."""
+  rng = np.random.default_rng(1)
+  weights, layer_names, c_in = {}, ["input_1"], 3
+  for b, (n, c) in enumerate(zip(stages, widths), 1):
+    for i in range(1, n + 1):
+      weights[f"block{b}_conv{i}"] = (rng.normal(0, 0.3, (3, 3, c_in, c)), rng.normal(0, 0.3, c))
+      layer_names.append(f"block{b}_conv{i}")
+      c_in = c
+    layer_names.append(f"block{b}_pool")
+  layer_names.append("flatten")
+  for name, (i, o) in (("fc1", (c_in * (SIZE // 32) ** 2, 32)), ("fc2", (32, 32)), ("predictions", (32, classes))):
+    weights[name] = (rng.normal(0, 0.3, (i, o)), rng.normal(0, 0.3, o))
+    layer_names.append(name)
+  with h5py.File(path, "w") as f:
+    g = f.create_group("model_weights")
+    g.attrs["layer_names"] = np.array([n.encode() for n in layer_names])
+    g.attrs["backend"] = b"tensorflow"
+    for name in layer_names:
+      layer = g.create_group(name)
+      wn = [f"{name}/kernel:0", f"{name}/bias:0"] if name in weights else []
+      layer.attrs["weight_names"] = np.array([w.encode() for w in wn])
+      for w, v in zip(wn, weights.get(name, ())):
+        layer.create_dataset(w, data=v.astype(np.float32))
+  return weights
+
+
+def test_keras_vgg_layer_by_layer(tmp_path, images):
+  path = str(tmp_path / "vgg19.h5")
+  kw = write_keras_h5(path, (2, 2, 4, 4, 4), WIDTHS)
+  weights = load_vgg(path)
+  assert weights.preprocessing == "caffe" and weights.source == f"keras:{path}"
+  # Keras/Caffe convention: BGR, 0..255, BGR mean subtracted; NHWC flatten.
+  h = torch.from_numpy(images[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32))
+  h = h.float().permute(0, 3, 1, 2)
+  want, taps = {}, []
+  for b, n in enumerate((2, 2, 4, 4, 4), 1):
+    for i in range(1, n + 1):
+      k, bias = kw[f"block{b}_conv{i}"]
+      h = torch.relu(torch.nn.functional.conv2d(h, torch.from_numpy(k.transpose(3, 2, 0, 1)).float(),
+                                                torch.from_numpy(bias).float(), padding=1))
+      want[f"relu{b}_{i}"] = h.permute(0, 2, 3, 1).numpy()
+    h = torch.nn.functional.max_pool2d(h, 2)
+    want[f"pool{b}"] = h.permute(0, 2, 3, 1).numpy()
+  h = torch.from_numpy(want["pool5"].reshape(len(images), -1))
+  for j, (name, ours) in enumerate((("fc1", "fc6"), ("fc2", "fc7"), ("predictions", "fc8"))):
+    h = torch.relu(h) if j else h
+    h = h @ torch.from_numpy(kw[name][0]).float() + torch.from_numpy(kw[name][1]).float()
+    want[ours] = h.numpy()
+  got = vgg_features(weights.params, jnp.asarray(images), list(want), pool="max", preprocessing="caffe")
+  for name in want:
+    assert rel_diff(got[name], want[name]) <= 1e-4, name
+
+
+def test_shape_mismatch_names_path_and_shapes(tmp_path):
+  model, _ = torch_vgg((2, 2, 3, 3, 3), WIDTHS)
+  path = str(tmp_path / "vgg.safetensors")
+  save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+  params = load_vgg(path).params
+  expected = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.float32), params)
+  check_shapes(params, expected)
+  expected["conv2_1"]["kernel"] = jax.ShapeDtypeStruct((3, 3, 4, 9), jnp.float32)
+  with pytest.raises(ValueError, match=r"/conv2_1/kernel: file has shape \(3, 3, 4, 8\), model expects \(3, 3, 4, 9\)"):
+    load_vgg(path, expected=expected)
+  del expected["fc8"]
+  expected["conv2_1"]["kernel"] = jax.ShapeDtypeStruct((3, 3, 4, 8), jnp.float32)
+  with pytest.raises(ValueError, match="fc8: in the weights file but not in the model"):
+    check_shapes(params, expected)
+
+
+def test_bad_files(tmp_path):
+  with pytest.raises(ValueError, match="no such file"):
+    load_vgg(str(tmp_path / "missing.pth"))
+  bad = tmp_path / "junk.safetensors"
+  bad.write_bytes(b"not a tensor file")
+  with pytest.raises(ValueError, match="junk.safetensors"):
+    load_vgg(str(bad))
+  with pytest.raises(ValueError, match="expected a .pth"):
+    load_vgg(str(bad).replace(".safetensors", ".txt"))
+  pickled = tmp_path / "obj.pth"
+  torch.save({"x": object()}, pickled)  # arbitrary objects must not be unpickled
+  with pytest.raises(ValueError, match="obj.pth"):
+    load_vgg(str(pickled))
