@@ -78,6 +78,10 @@ def max_pool(x: jax.Array, window_shape: int | Sequence[int],
              ceil_mode: bool = False) -> jax.Array:
   """Max pooling over the spatial dims of `x` of shape (N, *spatial, C).
 
+  Tied maxima in a window share the gradient evenly when strides == window and
+  there is no padding, otherwise the first one (row-major) gets it all; see the
+  module docstring.
+
   Args:
     x: channels-last input with 1, 2 or 3 spatial dims.
     window_shape: int or one int per spatial dim.
@@ -87,6 +91,7 @@ def max_pool(x: jax.Array, window_shape: int | Sequence[int],
     ceil_mode: keep the last partial window (output size rounded up), as PyTorch's
       `ceil_mode`; a window must still start inside the input or the left padding.
   """
+  x = jnp.asarray(x)
   window, strides, pads = _setup(x, window_shape, strides, padding)
   if ceil_mode:
     pads = _ceil_mode_pads(x.shape[1:-1], window, strides, pads)
@@ -121,6 +126,7 @@ def avg_pool(x: jax.Array, window_shape: int | Sequence[int],
     count_include_pad: divide by the full window size (True) or by the number of
       real input elements in each window (False).
   """
+  x = jnp.asarray(x)
   window, strides, pads = _setup(x, window_shape, strides, padding)
   if _is_blocked(window, strides, pads):
     blocks, axes = _blocks(x, window)
