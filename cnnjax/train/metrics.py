@@ -1,0 +1,107 @@
+"""Where metrics go: `metrics.jsonl`, TensorBoard events, curve plots and `results.json`."""
+
+import json
+import math
+import os
+from typing import Any, Iterable
+
+import ml_collections
+import numpy as np
+
+
+class MetricWriter:
+  """Appends `{'step': s, **metrics}` lines to `workdir/metrics.jsonl` and TensorBoard events.
+
+  On resume, rows logged after the checkpoint being resumed are dropped, so the
+  file reads as one uninterrupted run.
+  """
+
+  def __init__(self, workdir: str, *, resume_step: int = 0, tensorboard: bool = True, enabled: bool = True):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.enabled = enabled
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      kept = [row for row in read_metrics(workdir) if row["step"] <= resume_step]
+      with open(self.path, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in kept)
+    self._tb = None
+    if enabled and tensorboard:
+      from tensorboardX import SummaryWriter  # Imported here: only the writing process needs it.
+
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+
+  def write(self, step: int, metrics: dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    row = {"step": int(step), **{k: _to_python(v) for k, v in metrics.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self._tb is not None:
+      for key, value in row.items():
+        if key != "step" and isinstance(value, (int, float)):
+          self._tb.add_scalar(key, value, step)
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _to_python(value: Any) -> Any:
+  value = np.asarray(value).tolist() if hasattr(value, "shape") else value
+  return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """Rows of `workdir/metrics.jsonl` (empty when there is none)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def final_metrics(workdir: str) -> dict[str, Any]:
+  """Every metric logged at the last step of `workdir/metrics.jsonl`, merged into one dict."""
+  rows = read_metrics(workdir)
+  last = max((row["step"] for row in rows), default=None)
+  return {k: v for row in rows if row["step"] == last for k, v in row.items()}
+
+
+def plot_curves(workdir: str, keys: Iterable[str] | None = None, filename: str = "curves.png") -> str:
+  """One panel per metric against the step, saved under `workdir/plots/`."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rows = read_metrics(workdir)
+  keys = list(keys or sorted({k for row in rows for k, v in row.items() if k != "step" and isinstance(v, (int, float))}))
+  fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3), squeeze=False)
+  for ax, key in zip(axes[0], keys):
+    points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))]
+    if points:
+      ax.plot(*zip(*points), marker="." if len(points) < 30 else None)
+    ax.set(title=key, xlabel="step")
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  path = os.path.join(workdir, "plots", filename)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes the run's full config to `workdir/config.json`, so a result can be reproduced."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def write_results(workdir: str, results: dict[str, Any]) -> str:
+  """Writes the final metrics to `workdir/results.json`."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "results.json")
+  with open(path, "w") as f:
+    json.dump({k: _to_python(v) for k, v in results.items()}, f, indent=2, sort_keys=True)
+  return path

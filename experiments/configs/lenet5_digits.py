@@ -1,0 +1,46 @@
+"""The main job: modern LeNet-5 on the embedded digits (the default of experiments.classification)."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.model = "lenet5"
+  config.model_kwargs = ml_collections.ConfigDict()
+  config.dtype = "float32"  # compute dtype; 'bfloat16' on accelerators (params stay float32)
+
+  config.dataset = "digits"
+  config.data_dir = ""  # '' = $CNNJAX_DATA_DIR or ~/.cache/cnnjax/datasets
+  config.train_split = "train"
+  config.eval_split = "test"
+  config.image_size = 0  # 0 keeps the dataset's size; else resize on the host (variable-size datasets)
+  config.classes = ()  # a subset of class ids, relabelled 0..k-1; () = all
+  config.examples_per_class = 0  # with `classes`: few-shot training set; 0 = all
+  config.augment = ({"name": "random_crop", "pad": 2},)  # cnnjax.data.augment.build spec
+
+  config.batch_size = 64
+  config.eval_batch_size = 200
+  config.num_steps = 800
+  config.optimizer = ml_collections.ConfigDict(
+      dict(name="adam", learning_rate=3e-3, schedule="warmup_cosine", warmup_steps=50, weight_decay=0.0,
+           momentum=0.9)
+  )
+  config.label_smoothing = 0.0
+  config.aux_weight = 0.3  # weight of auxiliary classifiers (GoogLeNet)
+  config.skip_nonfinite = False
+
+  config.log_every = 50
+  config.eval_every = 200
+  config.checkpoint_every = 200
+  config.keep_checkpoints = 2
+  config.best_metric = "test_accuracy"
+  config.best_mode = "max"
+
+  config.transfer = ml_collections.ConfigDict(
+      dict(init_from="", reinit=(), freeze=(), freeze_stages=0)
+  )  # init_from: a workdir whose latest checkpoint starts this run
+  config.distributed = ml_collections.ConfigDict(
+      dict(coordinator_address="", num_processes=0, process_id=-1)
+  )  # several hosts; also read from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
+  return config
