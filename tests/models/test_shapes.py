@@ -31,15 +31,23 @@ def abstract_apply(model, shape, **kwargs):
 
 
 def test_registered_names():
-  assert sorted(models.list_models()) == sorted(EXPECTED_NAMES)
+  # Other modules (detection, embedding) register more names; these are the classifiers.
+  assert set(EXPECTED_NAMES) <= set(models.list_models())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_NAMES))
-def test_output_shape_and_bf16(name):
-  shape = input_shape(name)
-  _, out = abstract_apply(models.create(name, num_classes=7), shape)
+def test_output_shape(name):
+  _, out = abstract_apply(models.create(name, num_classes=7), input_shape(name))
   assert out.shape == (2, 7) and out.dtype == jnp.float32
-  variables, out = abstract_apply(models.create(name, num_classes=7, dtype=jnp.bfloat16), shape)
+
+
+# One model per class and block type (tracing the deepest nets twice costs seconds for nothing).
+@pytest.mark.parametrize("name", ["lenet5_classic", "alexnet", "vgg11_bn", "resnet18", "resnet50",
+                                  "resnet20", "plain20", "googlenet", "nin", "convnet1d",
+                                  "convnet3d"])
+def test_bfloat16_compute_float32_params(name):
+  variables, out = abstract_apply(models.create(name, num_classes=7, dtype=jnp.bfloat16),
+                                  input_shape(name))
   assert out.shape == (2, 7) and out.dtype == jnp.bfloat16
   leaves = jax.tree_util.tree_leaves(variables)
   assert leaves and all(leaf.dtype == jnp.float32 for leaf in leaves)
