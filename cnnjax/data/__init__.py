@@ -1,4 +1,20 @@
-"""Datasets (embedded and TFDS catalog), host input pipeline and jit-able augmentation."""
+"""Datasets (embedded and TFDS catalog), host input pipeline and jit-able augmentation.
 
-from cnnjax.data import augment, pipeline, sources
-from cnnjax.data.sources import info, load
+Submodules: `sources` (`load`, `info`), `pipeline` (`batches`, `eval_batches`,
+`prefetch_to_mesh`), `augment` (ops, `build`, `normalize`, `ten_crop`),
+`builders` (the embedded datasets). They load on first use, so preparing a
+dataset does not import JAX.
+"""
+
+import importlib
+
+_SUBMODULES = ("augment", "builders", "pipeline", "sources")
+_FROM_SOURCES = ("load", "info")
+
+
+def __getattr__(name: str):
+  if name in _SUBMODULES:
+    return importlib.import_module(f"{__name__}.{name}")
+  if name in _FROM_SOURCES:
+    return getattr(importlib.import_module(f"{__name__}.sources"), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -84,6 +84,8 @@ def batches(
                      "a smaller last batch cannot be split evenly over processes")
   if start_step < 0:
     raise ValueError(f"start_step must be >= 0, got {start_step}")
+  if seed < 0:
+    raise ValueError(f"seed must be >= 0 (it seeds numpy's SeedSequence), got {seed}")
   per_epoch = steps_per_epoch(n, batch_size, drop_remainder)
   epoch, order = None, None
   for step in itertools.count(start_step):

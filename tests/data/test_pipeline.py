@@ -78,6 +78,8 @@ def test_bad_arguments_are_rejected():
     next(pipeline.batches(source, 16, seed=0))
   with pytest.raises(ValueError, match="batch_size must be a positive integer"):
     next(pipeline.batches(source, 0, seed=0))
+  with pytest.raises(ValueError, match="seed must be >= 0"):
+    next(pipeline.batches(source, 2, seed=-1))
   with pytest.raises(ValueError, match="process_index"):
     next(pipeline.eval_batches(source, 4, process_index=2, process_count=2))
   with pytest.raises(ValueError, match="could not be stacked"):

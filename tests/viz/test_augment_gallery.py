@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cnnjax.viz.augment import plot_augmentations
+from cnnjax.viz.augment import gallery_spec, plot_augmentations
 
 
 def test_gallery_has_a_panel_per_op_and_shows_their_outputs(tmp_path):
@@ -21,11 +21,12 @@ def test_gallery_has_a_panel_per_op_and_shows_their_outputs(tmp_path):
   assert (tmp_path / "gallery.png").stat().st_size > 0
 
 
-def test_default_gallery_covers_every_op_on_a_grayscale_image():
+def test_default_gallery_covers_every_op_and_grayscale_images_plot():
   image = np.random.default_rng(1).random((16, 16, 1)).astype(np.float32)
-  fig = plot_augmentations(image)
-  titles = [ax.get_title() for ax in fig.axes if ax.images]
   from cnnjax.data.augment import OPS  # pylint: disable=g-import-not-at-top
-  assert titles == ["original", *OPS, "composed"]
+  assert [item["name"] for item in gallery_spec(image)] == list(OPS)
+  fig = plot_augmentations(image, [{"name": "flip_ud", "p": 1.0}])
+  panels = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+  np.testing.assert_allclose(panels[1], image[::-1, :, 0], atol=1e-6)
   with pytest.raises(ValueError, match="expected \\(H, W, C\\)"):
     plot_augmentations(image[..., 0])
