@@ -67,10 +67,12 @@ def _blocks(x: jax.Array, window: Sequence[int]) -> tuple[jax.Array, tuple[int, 
   return x, tuple(range(2, 2 * len(window) + 1, 2))
 
 
-def _lowest(dtype) -> jax.Array:
+def _lowest(dtype) -> np.ndarray:
+  # A NumPy constant, not a jnp one: under jit a jnp scalar is a tracer, and
+  # reduce_window is differentiable only with a concrete identity init value.
   if jnp.issubdtype(dtype, jnp.floating):
-    return jnp.array(-jnp.inf, dtype)
-  return jnp.array(jnp.iinfo(dtype).min, dtype)
+    return np.array(-np.inf, dtype)
+  return np.array(jnp.iinfo(dtype).min, dtype)
 
 
 def max_pool(x: jax.Array, window_shape: int | Sequence[int],
@@ -131,7 +133,7 @@ def avg_pool(x: jax.Array, window_shape: int | Sequence[int],
   if _is_blocked(window, strides, pads):
     blocks, axes = _blocks(x, window)
     return jnp.mean(blocks, axis=axes)
-  sums = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, (1, *window, 1),
+  sums = lax.reduce_window(x, np.array(0, x.dtype), lax.add, (1, *window, 1),
                            (1, *strides, 1), [(0, 0), *pads, (0, 0)])
   if count_include_pad:
     return sums / jnp.asarray(math.prod(window), sums.dtype)

@@ -173,3 +173,14 @@ def test_bad_arguments_raise(pool, kwargs, match):
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
     pool(**args)
+
+
+@pytest.mark.parametrize("pool", [max_pool, avg_pool])
+def test_gradients_under_jit_match_reference(pool):
+  # Regression: reduce_window is differentiable under jit only with a concrete init value.
+  x = _rand((2, 7, 7, 3), seed=5)
+  mode = "max" if pool is max_pool else "average"
+  g = _rand((2, 3, 3, 3), seed=6)
+  dx = jax.jit(jax.grad(lambda a: jnp.sum(pool(a, 3, 2) * g)))(jnp.asarray(x))
+  np.testing.assert_allclose(dx, pool_backward_reference(g, x, f=3, stride=2, mode=mode),
+                             rtol=1e-5, atol=1e-6)
