@@ -1,0 +1,9 @@
+"""Detection: boxes and NMS, anchors, YOLO targets/decoding/losses, sliding windows, region proposals, mAP."""
+
+from cnnjax.detection.anchors import kmeans_anchors, mean_iou_vs_k
+from cnnjax.detection.boxes import (batched_nms, box_area, box_convert, box_iou, generalized_box_iou, nms,
+                                    validate_boxes, wh_iou)
+from cnnjax.detection.decode import decode, decode_boxes, detect, detect_batch
+from cnnjax.detection.evaluate import evaluate_detections
+from cnnjax.detection.losses import landmark_loss, localization_loss, yolo_loss
+from cnnjax.detection.targets import encode_yolo_targets

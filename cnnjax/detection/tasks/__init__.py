@@ -1,0 +1,1 @@
+"""Train-and-evaluate runners of the detection experiment, one per task (called by experiments/detection.py)."""

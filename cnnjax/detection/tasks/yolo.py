@@ -1,0 +1,88 @@
+"""YOLO: k-means anchors, training with `fit`, jit-compiled detection, mAP, images/s and pictures."""
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from cnnjax import models, train
+from cnnjax.data import pipeline
+from cnnjax.detection import inputs
+from cnnjax.detection.anchors import kmeans_anchors, mean_iou_vs_k
+from cnnjax.detection.decode import detect_batch
+from cnnjax.detection.losses import yolo_loss
+from cnnjax.detection.tasks import common
+from cnnjax.viz.detections import plot_iou_vs_k
+
+
+def train_wh(source, limit: int = 2000) -> np.ndarray:
+  """(w, h) of the boxes of the first `limit` training records."""
+  boxes = np.concatenate([np.asarray(source[i]["boxes"]).reshape(-1, 4) for i in range(min(limit, len(source)))])
+  wh = boxes[:, 2:] - boxes[:, :2]
+  return wh[(wh > 0).all(1)]
+
+
+def make_predict(model, anchors: np.ndarray, config: ml_collections.ConfigDict):
+  """A jitted `(variables, uint8 images) -> fixed-size detections` function."""
+
+  @jax.jit
+  def predict(variables, images):
+    raw = model.apply(variables, inputs.to_float(images).astype(jnp.dtype(config.dtype)), train=False)
+    return detect_batch(raw, jnp.asarray(anchors), score_threshold=config.score_threshold,
+                        iou_threshold=config.nms_iou_threshold, max_detections=config.max_detections,
+                        pre_nms_topk=config.pre_nms_topk)
+
+  return predict
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains and evaluates YOLO as configured; returns mAP@0.5, mAP@0.5:0.95 and images/s."""
+  train_source, test_source, class_names = common.detection_sources(config)
+  test_source = common.limited(test_source, config.eval_limit)
+  wh = train_wh(train_source)
+  anchors, anchor_iou = kmeans_anchors(wh, config.num_anchors, seed=config.seed)
+  plot_iou_vs_k(os.path.join(workdir, "plots", "anchors_iou_vs_k.png"),
+                mean_iou_vs_k(wh, range(1, config.num_anchors + 3), seed=config.seed))
+  model = models.create(config.model, num_classes=len(class_names), num_anchors=config.num_anchors,
+                        dtype=jnp.dtype(config.dtype), **config.model_kwargs)
+  pad = functools.partial(inputs.pad_objects, max_objects=config.max_objects)
+
+  def batches(start_step: int):
+    return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step, transform=pad,
+                            process_index=jax.process_index(), process_count=jax.process_count())
+
+  def loss_fn(raw, batch):
+    return yolo_loss(raw, batch["boxes"], batch["classes"], batch["valid"], jnp.asarray(anchors),
+                     lambda_coord=config.lambda_coord, lambda_noobj=config.lambda_noobj,
+                     ignore_iou=config.ignore_iou)
+
+  def augment_fn(key, batch):
+    batch = inputs.flip_batch(key, batch) if config.flip else {**batch, "image": inputs.to_float(batch["image"])}
+    return {**batch, "image": batch["image"].astype(jnp.dtype(config.dtype))}
+
+  predict = make_predict(model, anchors, config)
+
+  def evaluate(state):
+    variables = jax.device_get(state.variables)
+    dets, _ = common.predict_all(lambda b: predict(variables, b["image"]), test_source, config.eval_batch_size)
+    metrics = common.score_and_draw(workdir, "detections", test_source, dets, class_names, 0, config.image_size)
+    return {"test_map50": metrics["map50"], "test_map50_95": metrics["map50_95"]}
+
+  state = train.fit(config, workdir, model=model, loss_fn=loss_fn, batches=batches, eval_fn=evaluate,
+                    augment_fn=augment_fn)
+  variables = jax.device_get(state.variables)
+  dets, images_per_s = common.predict_all(lambda b: predict(variables, b["image"]), test_source,
+                                          config.eval_batch_size)
+  metrics = common.score_and_draw(workdir, "detections", test_source, dets, class_names, config.num_plot_images,
+                                  config.image_size)
+  final = train.final_metrics(workdir)
+  return {
+      "task": "yolo", "model": config.model, "dataset": config.dataset,
+      "num_params": models.count_params(variables["params"]),
+      "anchors": anchors.tolist(), "anchor_mean_iou": anchor_iou,
+      **metrics, "images_per_s": images_per_s,
+      **{k: final[k] for k in ("train_time_s", "train_images_per_s") if k in final},
+  }
