@@ -44,7 +44,8 @@ def fit(
     config: reads `seed`, `num_steps`, `batch_size`, `optimizer`, `log_every`,
       `eval_every`, `checkpoint_every`, `keep_checkpoints`, and optionally
       `best_metric`/`best_mode` (keep the best checkpoint by an eval metric) and
-      `skip_nonfinite` (skip updates with a non-finite loss instead of stopping).
+      `skip_nonfinite` (skip updates with a non-finite loss instead of stopping)
+      and `tensorboard` (write event files; default True).
     workdir: where `metrics.jsonl`, `config.json`, `checkpoints/`, `tensorboard/`
       and `plots/` go.
     model: a Flax module taking `batch['image']`.
@@ -81,7 +82,7 @@ def fit(
   )
   state = checkpointer.restore(state)
   start = int(state.step)
-  writer = MetricWriter(workdir, resume_step=start, enabled=is_main)
+  writer = MetricWriter(workdir, resume_step=start, tensorboard=config.get("tensorboard", True), enabled=is_main)
   skip_nonfinite = config.get("skip_nonfinite", False)
   train_step = parallel.compile_train_step(
       make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=skip_nonfinite), mesh

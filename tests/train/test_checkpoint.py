@@ -1,0 +1,78 @@
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cnnjax.train.checkpoint import Checkpointer, load_variables
+from cnnjax.train.state import create_train_state
+
+
+class Tiny(nn.Module):
+  features: int = 3
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    return nn.BatchNorm(use_running_average=not train)(nn.Dense(self.features)(x))
+
+
+def state_for(features=3, inputs=4):
+  return create_train_state(Tiny(features), optax.adam(1e-3), jax.random.PRNGKey(0), jnp.ones((2, inputs)))
+
+
+def test_keeps_last_k_and_the_best(tmp_path):
+  ckpt = Checkpointer(str(tmp_path / "checkpoints"), keep=2, best_metric="acc")
+  state = state_for()
+  for step, acc in zip(range(1, 6), [0.3, 0.9, 0.1, 0.2, 0.4]):
+    ckpt.save(step, state.replace(step=jnp.int32(step)), metrics={"acc": acc})
+  ckpt.close()
+  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [2, 4, 5]
+
+
+def test_restore_round_trip_and_load_variables(tmp_path):
+  state = state_for()
+  trained = state.replace(step=jnp.int32(7), params=jax.tree.map(lambda p: p + 1.5, state.params))
+  ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+  ckpt.save(7, trained)
+  ckpt.close()
+  restored = Checkpointer(str(tmp_path / "checkpoints")).restore(state)
+  assert int(restored.step) == 7
+  jax.tree.map(np.testing.assert_array_equal, restored.params, trained.params)
+  jax.tree.map(np.testing.assert_array_equal, restored.opt_state, trained.opt_state)
+  loaded = load_variables(str(tmp_path))
+  jax.tree.map(np.testing.assert_array_equal, loaded["params"], trained.params)
+  assert set(loaded["batch_stats"]["BatchNorm_0"]) == {"mean", "var"}
+
+
+def test_no_checkpoint_returns_the_given_state(tmp_path):
+  state = state_for()
+  assert Checkpointer(str(tmp_path / "c")).restore(state) is state
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    load_variables(str(tmp_path / "empty"))
+
+
+def test_mismatched_shapes_name_the_path_and_both_shapes(tmp_path):
+  ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+  ckpt.save(1, state_for(inputs=4))
+  ckpt.close()
+  with pytest.raises(ValueError, match=r"params/Dense_0/kernel has shape \(4, 3\) but the model expects \(5, 3\)"):
+    Checkpointer(str(tmp_path / "checkpoints")).restore(state_for(inputs=5))
+
+
+def test_a_partial_save_is_never_restored(tmp_path):
+  state = state_for()
+  ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+  ckpt.save(1, state.replace(step=jnp.int32(1)))
+  ckpt.close()
+  # What a save killed midway leaves behind: a temporary directory, never renamed.
+  os.makedirs(tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp-123" / "default")
+  restored = Checkpointer(str(tmp_path / "checkpoints")).restore(state)
+  assert int(restored.step) == 1
+
+
+def test_bad_options():
+  with pytest.raises(ValueError, match="keep_checkpoints=0"):
+    Checkpointer("/tmp/unused", keep=0)
