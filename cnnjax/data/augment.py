@@ -73,6 +73,8 @@ def warp(key: Array, image: Array, strength: float = 2.0, grid: int = 4, mode: s
   Displacements uniform in [-strength, strength] on a `grid` x `grid` lattice are
   interpolated (bicubic) to every pixel, which then samples the input bilinearly.
   """
+  if not isinstance(grid, (int, np.integer)) or grid < 1:
+    raise ValueError(f"warp: grid must be a positive int, got {grid!r}")
   h, w, _ = image.shape
   coarse = jax.random.uniform(key, (2, grid, grid), minval=-1.0, maxval=1.0)
   field = strength * jax.image.resize(coarse, (2, h, w), method="cubic")
@@ -178,6 +180,8 @@ def build(spec: Sequence[str | Mapping[str, Any]]) -> Callable[[Array, Array], A
     A jit-able function of a key and (N, H, W, C) images (uint8 is scaled by 1/255) that returns
     float32 images, augmenting each example with its own key; an empty spec only converts.
   """
+  if isinstance(spec, str):
+    raise ValueError(f"spec must be a list of ops, got the string {spec!r}; write [{spec!r}]")
   ops = [_parse(i, item) for i, item in enumerate(spec or [])]
 
   def one(key: Array, image: Array) -> Array:

@@ -89,7 +89,10 @@ def info(name: str, *, data_dir: str | None = None) -> DatasetInfo:
   """Returns the classes, image shape, split sizes and record keys of a dataset (prepares embedded ones)."""
   tfds_info = _builder(name, data_dir).info
   features = tfds_info.features
-  image_key, label_key = tfds_info.supervised_keys or ("image", "label" if "label" in features else None)
+  keys = tfds_info.supervised_keys
+  if not (isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys)):
+    keys = ("image", "label" if "label" in features else None)  # no (input, target) pair of names
+  image_key, label_key = keys
   if image_key not in features:
     raise ValueError(f"dataset {name!r} has no image feature {image_key!r}; features: {sorted(features)}")
   shape = tuple(features[image_key].shape)

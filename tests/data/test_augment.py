@@ -193,5 +193,7 @@ def test_build_rejects_bad_specs():
     augment.build([{"name": "rotate", "degrees": 3}])
   with pytest.raises(ValueError, match="spec\\[0\\] must be a name or a dict"):
     augment.build([3])
+  with pytest.raises(ValueError, match="write \\['flip_lr'\\]"):
+    augment.build("flip_lr")
   with pytest.raises(ValueError, match="batch"):
     augment.build(["flip_lr"])(KEY, np.zeros((4, 4, 3), np.uint8))
