@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# PyTorch's BatchNorm defaults (momentum 0.1 there is 0.9 here), so converted weights behave the same.
+# PyTorch's BatchNorm defaults (its momentum 0.1 is 0.9 here), so converted weights behave the same.
 BatchNorm = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 
 
@@ -36,11 +36,12 @@ def check_input(x: Any, *, rank: int, channels: int | None = None, min_size: int
         f"{min_size} along each spatial axis")
   if channels is not None and shape[-1] != channels:
     raise ValueError(
-        f"{name} has {shape[-1]} channels (shape {shape}); the model's parameters expect {channels}")
+        f"{name} has {shape[-1]} channels (shape {shape}); the model's parameters expect "
+        f"{channels}")
 
 
 def expected_channels(module: nn.Module, first_layer: str) -> int | None:
-  """Input channels of the kernel at `first_layer` ('a/b' path in params) once initialised, else None.
+  """Input channels of the kernel at path `first_layer` ('a/b') once initialised, else None.
 
   Channel counts are checked against the parameters themselves (not a separate
   field), so a model initialised on any channel count rejects any other one.

@@ -1,4 +1,4 @@
-"""Residual networks (He et al. 2015): torchvision's ImageNet ResNets, CIFAR ResNets and plain nets."""
+"""Residual networks (He et al. 2015): torchvision's ImageNet ResNets, CIFAR ResNets, plain nets."""
 
 import functools
 from typing import Any, Sequence

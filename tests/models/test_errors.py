@@ -1,4 +1,4 @@
-"""Bad input is rejected with a ValueError that names the argument, the value and what was expected."""
+"""Bad input raises a ValueError that names the argument, the value and what was expected."""
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,7 @@ from cnnjax import models
 
 
 def random_variables(model, x, seed=0, **kwargs):
-  """Variables of `model` filled with NumPy draws (compiling `init` costs far more than the test)."""
+  """Variables of `model` filled with NumPy draws (compiling `init` costs more than the test)."""
   rng = np.random.default_rng(seed)
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, **kwargs))
 
@@ -78,7 +78,7 @@ def test_vgg_taps_values():
                              rtol=1e-6, atol=1e-7)
 
 
-def test_dropout_needs_rng_and_is_seeded():
+def test_dropout_is_seeded_by_the_dropout_rng():
   model = models.create("nin", num_classes=3, mlpconvs=((3, (4, 4)), (3, (4,))))
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   variables = random_variables(model, x)

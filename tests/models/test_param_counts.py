@@ -1,4 +1,4 @@
-"""Exact parameter counts: torchvision's published ones and closed forms, via eval_shape (no compile)."""
+"""Exact parameter counts, torchvision's published ones and closed forms, via eval_shape."""
 
 import jax
 import jax.numpy as jnp
@@ -77,7 +77,8 @@ def inception_count(cin, c1, c3r, c3, c5r, c5, pp):
 
 
 def test_inception_module_count():
-  assert n_params(InceptionModule(*INCEPTION[0]), (1, 8, 8, 192)) == inception_count(192, *INCEPTION[0])
+  expected = inception_count(192, *INCEPTION[0])
+  assert n_params(InceptionModule(*INCEPTION[0]), (1, 8, 8, 192)) == expected
 
 
 @pytest.mark.parametrize("aux_logits", [False, True])

@@ -1,4 +1,4 @@
-"""Output shapes and dtypes of every registered model, GoogLeNet's aux outputs, VGG taps (eval_shape)."""
+"""Output shapes and dtypes of every model, GoogLeNet's aux outputs, VGG taps (eval_shape)."""
 
 import jax
 import jax.numpy as jnp
