@@ -119,13 +119,19 @@ def init_vgg_params(key: jax.Array, arch: str = "vgg19", *, widths: Sequence[int
   names = [f"conv{b}_{i}" for b, n in enumerate(STAGE_SIZES[arch], 1) for i in range(1, n + 1)]
   if taps is not None:
     names = names[:_deepest_conv(names, taps) + 1]
-  params, c_in = {}, 3
-  for name, k in zip(names, jax.random.split(key, len(names))):
-    c_out = widths[int(_CONV.match(name).group(1)) - 1]
-    std = np.sqrt(2.0 / (9 * c_in))
-    params[name] = {"kernel": std * jax.random.normal(k, (3, 3, c_in, c_out), jnp.float32),
-                    "bias": jnp.zeros((c_out,), jnp.float32)}
-    c_in = c_out
+  shapes, c_in = [], 3
+  for name in names:
+    shapes.append((3, 3, c_in, widths[int(_CONV.match(name).group(1)) - 1]))
+    c_in = shapes[-1][-1]
+  # One draw for all kernels: a single small program instead of one compile per layer shape.
+  flat = np.asarray(jax.random.normal(key, (sum(int(np.prod(s)) for s in shapes),), jnp.float32))
+  params, offset = {}, 0
+  for name, shape in zip(names, shapes):
+    n = int(np.prod(shape))
+    std = np.sqrt(2.0 / (9 * shape[2]))
+    params[name] = {"kernel": jnp.asarray(std * flat[offset:offset + n].reshape(shape)),
+                    "bias": jnp.zeros((shape[-1],), jnp.float32)}
+    offset += n
   return params
 
 
@@ -146,3 +152,30 @@ def _deepest_conv(names: list[str], taps: Sequence[str]) -> int:
       raise ValueError(f"tap {t!r}: expected a conv/relu/pool layer among {names}")
     best = max(best, idx)
   return best
+
+
+def resolve_weights(weights: str, checkpoint_dir: str, *, arch: str, taps: Sequence[str],
+                    seed: int = 0) -> tuple[dict, str, str]:
+  """VGG parameters for the extractor: a weights file, else a classification checkpoint, else random.
+
+  Returns:
+    (params, preprocessing, description) with description `'torchvision:<path>'`,
+    `'keras:<path>'`, `'checkpoint:<dir>'` or `'random'`.
+  """
+  if weights:
+    from cnnjax.transfer.convert import load_vgg
+    converted = load_vgg(weights)
+    params, preprocessing, source = converted.params, converted.preprocessing, converted.source
+  elif checkpoint_dir:
+    from cnnjax.train.checkpoint import load_variables
+    params, preprocessing, source = load_variables(checkpoint_dir)["params"], "torch", f"checkpoint:{checkpoint_dir}"
+  else:
+    return init_vgg_params(jax.random.key(seed), arch, taps=taps), "torch", "random"
+  first = params.get("conv1_1", {}).get("kernel")
+  if first is None or np.shape(first)[2] != 3:
+    raise ValueError(f"weights {source!r}: conv1_1/kernel has shape {np.shape(first)}; expected a VGG "
+                     f"trained on RGB images (3 input channels)")
+  missing = [t for t in taps if t not in layer_names(params)]
+  if missing:
+    raise ValueError(f"weights {source!r} lack the layers for taps {missing}")
+  return params, preprocessing, source
