@@ -54,7 +54,8 @@ def test_digits_split_is_stratified_and_fixed(digits_dir):
   all_counts = np.bincount(load_digits().target, minlength=10)
   np.testing.assert_allclose(np.bincount(test_y, minlength=10) / 400, all_counts / all_counts.sum(), atol=0.01)
   from cnnjax.data.builders import digits  # pylint: disable=g-import-not-at-top
-  first, second = digits.split_indices(), digits.split_indices()
+  labels = load_digits().target
+  first, second = digits.split_indices(labels), digits.split_indices(labels)
   np.testing.assert_array_equal(first["test"], second["test"])
   assert len(np.intersect1d(first["train"], first["test"])) == 0
 

@@ -20,11 +20,10 @@ def make_images() -> tuple[np.ndarray, np.ndarray]:
   return images, digits.target.astype(np.int64)
 
 
-def split_indices() -> dict[str, np.ndarray]:
-  """A fixed stratified split: 1,397 train and 400 test indices, each sorted."""
+def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
+  """A fixed stratified split of the 1,797 labels: 1,397 train and 400 test indices, each sorted."""
   from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
 
-  _, labels = make_images()
   train, test = train_test_split(
       np.arange(len(labels)), test_size=NUM_TEST, stratify=labels, random_state=SEED)
   return {"train": np.sort(train), "test": np.sort(test)}
@@ -50,7 +49,7 @@ class Digits(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: the data ship with scikit-learn.
     images, labels = make_images()
-    return {name: self._generate_examples(images, labels, idx) for name, idx in split_indices().items()}
+    return {name: self._generate_examples(images, labels, idx) for name, idx in split_indices(labels).items()}
 
   def _generate_examples(self, images, labels, indices):
     for i in indices:
