@@ -37,10 +37,12 @@ def _window_oracle(x, window, strides, pads, mode):
   return np.nansum(views, axis=axes) / np.prod(window)
 
 
-# (shape, f, stride): blocked even sizes (reshape path), blocked odd sizes (cropped),
-# overlapping windows, stride 1, stride 3 with an even window.
+# (shape, f, stride). Slice-fold path (windows of <= 9 elements): non-overlapping even
+# and odd (cropped) sizes, overlapping, stride 1, stride 3. Windows of 16: reshape path
+# (stride == window), reduce_window path (overlapping).
 REFERENCE_CASES = [((2, 8, 6, 3), 2, 2), ((1, 7, 9, 2), 2, 2), ((2, 7, 8, 3), 3, 2),
-                   ((1, 5, 6, 2), 2, 1), ((2, 9, 7, 2), 2, 3)]
+                   ((1, 5, 6, 2), 2, 1), ((2, 9, 7, 2), 2, 3), ((1, 9, 8, 2), 4, 4),
+                   ((2, 9, 8, 1), 4, 2)]
 
 
 @pytest.mark.parametrize("shape,f,stride", REFERENCE_CASES)
@@ -65,6 +67,8 @@ def test_matches_reference_values_and_gradients(shape, f, stride, mode):
     ((1, 6, 7, 1), (3, 2), None, [(1, 0), (0, 2)]),
     ((1, 5, 4, 6, 2), 2, (1, 2, 2), "valid"),
     ((1, 4, 6, 4, 1), 2, None, "VALID"),
+    ((1, 9, 7, 2), (5, 2), (2, 1), "same"),  # 10-element window: reduce_window path
+    ((2, 12, 3), 10, None, 1),
 ])
 def test_padding_modes_match_sliding_window_oracle(shape, window, strides, padding):
   x = _rand(shape, seed=3)
@@ -131,22 +135,36 @@ def test_1d_and_3d_match_torch(nd):
                              rtol=1e-5, atol=1e-6)
 
 
-def test_non_overlapping_pools_lower_to_reshape_not_reduce_window():
+def test_lowering_paths():
   x = jnp.zeros((2, 8, 8, 3))
   for pool in (max_pool, avg_pool):
-    assert "reduce_window" not in str(jax.make_jaxpr(lambda a: pool(a, 2))(x))
-    assert "reduce_window" in str(jax.make_jaxpr(lambda a: pool(a, 3, 2))(x))
+    small = str(jax.make_jaxpr(lambda a: pool(a, 3, 2, "same"))(x))
+    blocked = str(jax.make_jaxpr(lambda a: pool(a, 4))(x))
+    overlapping = str(jax.make_jaxpr(lambda a: pool(a, 4, 2))(x))
+    assert "reduce_window" not in small and "reshape" not in small
+    assert "reduce_window" not in blocked and "reshape" in blocked
+    assert "reduce_window" in overlapping
 
 
 def test_max_gradient_with_ties_follows_documented_rule():
   x = jnp.ones((1, 4, 4, 1))
-  # Reshape path: split evenly among the tied maxima.
-  np.testing.assert_allclose(jax.grad(lambda a: max_pool(a, 2).sum())(x), 0.25)
-  # reduce_window path: all to the first maximum of each window, in row-major order.
-  g = jax.grad(lambda a: max_pool(a, 2, 2, [(0, 0), (0, 1)]).sum())(x)[0, :, :, 0]
-  expected = np.zeros((4, 4))
-  expected[::2, ::2] = 1
-  np.testing.assert_array_equal(g, expected)
+  first = np.zeros((4, 4))
+  first[::2, ::2] = 1
+  # Slice fold (2x2) and reduce_window (4x4, stride 2, padded): all to the first
+  # maximum of each window in row-major order.
+  np.testing.assert_array_equal(jax.grad(lambda a: max_pool(a, 2).sum())(x)[0, :, :, 0], first)
+  g = jax.grad(lambda a: max_pool(a, 4, 2, [(0, 2), (0, 2)]).sum())(x)[0, :, :, 0]
+  np.testing.assert_array_equal(g, first)
+  # Reshape path (non-overlapping 4x4): split evenly among the 16 tied maxima.
+  np.testing.assert_allclose(jax.grad(lambda a: max_pool(a, 4).sum())(x), 1 / 16)
+
+
+def test_max_pool_propagates_nan():
+  x = np.zeros((1, 4, 4, 1), np.float32)
+  x[0, 1, 1, 0] = x[0, 2, 2, 0] = np.nan
+  x[0, 2, 3, 0] = 5.0
+  out = np.asarray(max_pool(jnp.asarray(x), 2))[0, :, :, 0]
+  assert np.isnan(out[0, 0]) and np.isnan(out[1, 1]) and out[0, 1] == 0 and out[1, 0] == 0
 
 
 def test_integer_input_max_pool_keeps_dtype():
