@@ -1,15 +1,17 @@
 """Face verification and recognition: triplet losses, P x K sampling, verification metrics."""
 
-from cnnjax.embedding.losses import (batch_all_triplet_loss, batch_hard_triplet_loss, binary_pair_loss,
+from cnnjax.embedding.losses import (LOSSES, batch_all_triplet_loss, batch_hard_triplet_loss, binary_pair_loss,
+                                     make_loss_fn,
                                      pair_features, pairwise_distances, random_triplet_loss,
                                      semihard_triplet_loss, triplet_loss)
 from cnnjax.embedding.sampler import PKSampler
-from cnnjax.embedding.verify import (kfold_accuracy, make_pairs, one_shot_recognition, pair_distances,
+from cnnjax.embedding.verify import (best_threshold, kfold_accuracy, make_pairs, one_shot_recognition, pair_distances,
                                      recognize, roc, val_at_far, verification_report)
 
 __all__ = [
-    "PKSampler", "batch_all_triplet_loss", "batch_hard_triplet_loss", "binary_pair_loss",
-    "kfold_accuracy", "make_pairs", "one_shot_recognition", "pair_distances", "pair_features",
+    "LOSSES", "PKSampler", "batch_all_triplet_loss", "batch_hard_triplet_loss", "best_threshold",
+    "binary_pair_loss",
+    "kfold_accuracy", "make_loss_fn", "make_pairs", "one_shot_recognition", "pair_distances", "pair_features",
     "pairwise_distances", "random_triplet_loss", "recognize", "roc", "semihard_triplet_loss",
     "triplet_loss", "val_at_far", "verification_report",
 ]

@@ -170,3 +170,36 @@ def _check_batch(embeddings: jax.Array, labels: jax.Array) -> None:
   if counts.min() < 2:
     raise ValueError(f"every identity in labels needs at least two images for triplet mining; "
                      f"{int(np.sum(counts < 2))} of {len(counts)} have one")
+
+
+LOSSES = ("semihard", "batch_hard", "batch_all", "random", "binary")
+
+
+def make_loss_fn(name: str, *, margin: float = 0.2, squared: bool = True, balanced: bool = True):
+  """`(outputs, batch) -> (loss, metrics)` for `fit`, by loss name.
+
+  'random' reads the triplets drawn by the sampler from `batch['triplets']`;
+  'binary' needs a model with a pair head (outputs `{'embedding', 'pair_logits'}`).
+  """
+  if name not in LOSSES:
+    raise ValueError(f"loss name must be one of {LOSSES}, got {name!r}")
+
+  def loss_fn(outputs, batch):
+    labels = batch["label"]
+    if name == "binary":
+      if not isinstance(outputs, dict):
+        raise ValueError("loss 'binary' needs a model with a pair head (model_kwargs.pair_head='l1' or 'chi2')")
+      loss, accuracy = binary_pair_loss(outputs["pair_logits"], labels, balanced)
+      return loss, {"pair_accuracy": accuracy}
+    if isinstance(outputs, dict):
+      raise ValueError(f"loss {name!r} takes embeddings; the model has a pair head (set pair_head=None)")
+    if name == "semihard":
+      return semihard_triplet_loss(outputs, labels, margin=margin, squared=squared), {}
+    if name == "batch_hard":
+      return batch_hard_triplet_loss(outputs, labels, margin, squared), {}
+    if name == "batch_all":
+      loss, fraction = batch_all_triplet_loss(outputs, labels, margin, squared)
+      return loss, {"fraction_positive": fraction}
+    return random_triplet_loss(outputs, batch["triplets"], margin, squared), {}
+
+  return loss_fn

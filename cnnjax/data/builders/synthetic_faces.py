@@ -98,8 +98,7 @@ def render(traits: dict[str, np.ndarray], nuis: dict[str, np.ndarray], size: int
   img = np.broadcast_to(rgb(nuis["background"]), (n, size, size, 3)).copy()
 
   def paint(alpha, colour):
-    alpha = alpha[..., None]
-    img[...] = img * (1 - alpha) + colour * alpha
+    img[...] += alpha[..., None] * (colour - img)  # in place: the images are the biggest arrays here
 
   t = {k: (col(v) if v.ndim == 1 else rgb(v)) for k, v in traits.items()}
   skin, hair = t["skin"], t["hair"]

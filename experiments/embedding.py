@@ -1,0 +1,155 @@
+"""Face verification and one-shot recognition with an embedding network trained by triplet loss.
+
+  python -m experiments.embedding --workdir=/tmp/faces                       # semi-hard, synthetic_faces
+  python -m experiments.embedding --config=experiments/configs/embedding_random.py --workdir=/tmp/random
+
+Trains on P identities x K images per batch (`cnnjax.embedding.PKSampler`)
+through `cnnjax.train.fit`, chooses the distance threshold on the validation
+identities, then reports verification (10-fold accuracy, AUC, VAL at FAR 1e-3)
+and one-shot recognition on test identities never seen in training.
+"""
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from cnnjax import embedding, models, train
+from cnnjax.data import pipeline, sources, views
+from cnnjax.models.embedding import PairHead
+from cnnjax.train import classify, parallel
+from cnnjax.train.step import make_eval_step
+from cnnjax.viz import embeddings as viz
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(os.path.dirname(__file__), "configs", "embedding_default.py"), "Experiment config file.")
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/embedding", "Where checkpoints, metrics and plots go.")
+
+SPLITS = ("train", "val", "test")
+
+
+def load_identities(config: ml_collections.ConfigDict, part: str) -> tuple[np.ndarray, np.ndarray]:
+  """Images (uint8 NHWC) and integer identities of one part ('train' | 'val' | 'test') as configured.
+
+  `config.<part>_split` names the dataset split, `config.<part>_labels` keeps only
+  those identities (empty: all). Text labels (LFW's names) become integers by sorted name.
+  """
+  source = sources.load(config.dataset, config[f"{part}_split"], data_dir=config.data_dir or None)
+  resize = views.resize_images(config.image_size) if config.image_size else (lambda r: r)
+  records = [resize(source[i]) for i in range(len(source))]
+  images = np.stack([r["image"] for r in records])
+  labels = np.array([r["label"] for r in records])
+  if not np.issubdtype(labels.dtype, np.integer):
+    labels = np.unique(labels, return_inverse=True)[1]
+  wanted = tuple(config[f"{part}_labels"])
+  if wanted:
+    keep = np.isin(labels, wanted)
+    if not keep.any():
+      raise ValueError(f"{part}_labels={wanted} selects nothing in split {config[f'{part}_split']!r}")
+    images, labels = images[keep], labels[keep]
+  return images, labels.astype(np.int32)
+
+
+def make_embedder(model, preprocess, mesh, batch_size: int):
+  """`(state, images) -> (n, d)` embeddings in fixed-size (padded) batches over the mesh."""
+  step = parallel.compile_eval_step(
+      make_eval_step(lambda out, batch: out["embedding"] if isinstance(out, dict) else out,
+                     preprocess_fn=preprocess), mesh)
+
+  def embed(state, images: np.ndarray) -> np.ndarray:
+    n = len(images)
+    padded = np.concatenate([images, np.repeat(images[:1], -n % batch_size, axis=0)])
+    chunks = ({"image": padded[s:s + batch_size]} for s in range(0, len(padded), batch_size))
+    out = [np.asarray(jax.device_get(step(state, b))) for b in pipeline.prefetch_to_mesh(chunks, mesh)]
+    return np.concatenate(out)[:n]
+
+  return embed
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains as configured, evaluates on unseen identities; returns (and writes) the results."""
+  start_time = time.perf_counter()
+  if config.batch_size != config.p * config.k:
+    raise ValueError(f"batch_size={config.batch_size} must equal p * k = {config.p} * {config.k}")
+  data = {part: load_identities(config, part) for part in SPLITS}
+  train_images, train_labels = data["train"]
+  sampler = embedding.PKSampler(train_labels, config.p, config.k, seed=config.seed)
+  dtype = jnp.dtype(config.dtype)
+  model = models.create(config.model, num_classes=config.embedding_dim, dtype=dtype, **config.model_kwargs)
+  mean = (train_images.mean(axis=(0, 1, 2)) / 255).astype(np.float32)
+  std = np.maximum(train_images.std(axis=(0, 1, 2)) / 255, 1e-3).astype(np.float32)
+  mesh = parallel.data_mesh()
+  embed = make_embedder(model, classify.make_preprocess(mean, std, dtype), mesh, config.eval_batch_size)
+  pairs = {part: embedding.make_pairs(data[part][1], config[f"{part}_pairs"], seed=config.seed)
+           for part in ("val", "test")}
+
+  def evaluate(state) -> dict[str, float]:
+    i, j, same = pairs["val"]
+    d = embedding.pair_distances(embed(state, data["val"][0]), i, j)
+    acc, _, _ = embedding.kfold_accuracy(d, same, config.n_folds)
+    return {"val_verification_accuracy": acc, "val_auc": embedding.roc(d, same)[2]}
+
+  def batches(start_step: int):
+    return sampler.batches({"image": train_images, "label": train_labels}, start_step,
+                           with_triplets=config.loss.name == "random")
+
+  state = train.fit(
+      config, workdir, model=model,
+      loss_fn=embedding.make_loss_fn(config.loss.name, margin=config.loss.margin, squared=config.loss.squared,
+                                     balanced=config.loss.balanced),
+      batches=batches, eval_fn=evaluate, augment_fn=classify.make_augment_fn(mean, std, config.augment, dtype))
+  results = {"dataset": config.dataset, "loss": config.loss.name, "num_steps": config.num_steps,
+             **report(config, workdir, state, {p: (embed(state, data[p][0]), data[p][1]) for p in ("val", "test")},
+                      pairs)}
+  final = train.final_metrics(workdir)
+  results.update({k: final[k] for k in ("train_time_s", "train_images_per_s") if k in final})
+  results["wall_time_s"] = time.perf_counter() - start_time
+  if jax.process_index() == 0:
+    train.write_results(workdir, results)
+  return results
+
+
+def report(config, workdir: str, state, emb: dict, pairs: dict) -> dict:
+  """Verification and recognition figures on the test identities (threshold from validation), and plots."""
+  (val_e, _), (test_e, test_y) = emb["val"], emb["test"]
+  vi, vj, v_same = pairs["val"]
+  threshold, _ = embedding.best_threshold(embedding.pair_distances(val_e, vi, vj), v_same)
+  i, j, same = pairs["test"]
+  d = embedding.pair_distances(test_e, i, j)
+  results = embedding.verification_report(d, same, config.n_folds)
+  results["val_threshold"] = threshold
+  results.update(embedding.one_shot_recognition(test_e, test_y, threshold=threshold,
+                                                enrolled_fraction=config.enrolled_fraction, seed=config.seed))
+  if config.model_kwargs.get("pair_head"):
+    # The learned verifier: a higher logit means 'same', so its negation ranks like a distance.
+    head = PairHead(config.model_kwargs.pair_head)
+    logits = head.apply({"params": jax.device_get(state.params["pair_head"])}, test_e[i], test_e[j])
+    scored = embedding.verification_report(-np.asarray(logits), same, config.n_folds)
+    results.update({f"classifier_{k}": v for k, v in scored.items()})
+  if jax.process_index() == 0:
+    far, tar, auc = embedding.roc(d, same)
+    figures = {
+        "embeddings_2d": viz.plot_projection(test_e, test_y, method=config.projection, seed=config.seed),
+        "roc": viz.plot_roc(far, tar, auc),
+        "distances": viz.plot_distance_histograms(d, same, threshold),
+    }
+    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+    for name, fig in figures.items():
+      fig.savefig(os.path.join(workdir, "plots", f"{name}.png"), dpi=100)
+  return results
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  results = run(_CONFIG.value, _WORKDIR.value)
+  print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()})
+
+
+if __name__ == "__main__":
+  app.run(main)
