@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.label_smoothing = 0.0
   config.aux_weight = 0.3  # weight of auxiliary classifiers (GoogLeNet)
   config.skip_nonfinite = False
+  config.tensorboard = True  # also write TensorBoard event files
 
   config.log_every = 50
   config.eval_every = 200

@@ -1,0 +1,106 @@
+"""The classification experiment as a user runs it, at small size."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnnjax import models, train
+from experiments import classification
+from experiments.configs import catalog, lenet5_digits, resnet_depth, transfer_digits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+def small(config, steps=30):
+  config.num_steps, config.eval_every, config.checkpoint_every, config.log_every = steps, steps, steps, 10
+  config.tensorboard = False
+  return config
+
+
+def test_default_run_learns_and_reports(tmp_path):
+  results = classification.run(small(lenet5_digits.get_config(), steps=40), str(tmp_path))
+  assert results["num_params"] == 61706
+  assert results["test_accuracy"] > 0.5  # chance is 0.1
+  written = json.load(open(tmp_path / "results.json"))
+  assert written["test_accuracy"] == pytest.approx(results["test_accuracy"])
+  assert {"train_time_s", "train_images_per_s", "test_loss"} <= set(written)
+  assert os.path.exists(tmp_path / "plots" / "curves.png")
+
+
+def test_transfer_variants_run_in_order_and_compare(tmp_path):
+  config = small(transfer_digits.get_config(), steps=20)
+  config.variant_names = ("pretrain", "frozen")  # finetune and scratch use the same mechanism
+  config.variants.frozen.num_steps = 10
+  results = classification.run(config, str(tmp_path))
+  assert list(results) == ["pretrain", "frozen"]
+  pretrained = train.load_variables(str(tmp_path / "pretrain"))["params"]
+  frozen = train.load_variables(str(tmp_path / "frozen"))["params"]
+  for layer in ("conv1", "conv2", "fc1", "fc2"):
+    jax.tree.map(np.testing.assert_array_equal, frozen[layer], pretrained[layer])
+  assert frozen["fc3"]["kernel"].shape == (84, 5)
+  assert os.path.exists(tmp_path / "plots" / "test_accuracy.png")
+  assert "frozen/test_accuracy" in json.load(open(tmp_path / "results.json"))
+
+
+def test_depth_config_compares_plain_and_residual_nets():
+  config = resnet_depth.get_config()
+  assert config.variant_names == ("plain20", "plain56", "resnet20", "resnet56")
+  counts = {}
+  for name in ("plain20", "resnet20"):
+    model = models.create(name, num_classes=10)
+    shapes = jax.eval_shape(lambda m=model: m.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1))))
+    counts[name] = models.count_params(shapes["params"])
+  assert counts["plain20"] == counts["resnet20"]  # option-A shortcuts add no parameters
+
+
+@pytest.mark.parametrize("name", sorted(catalog.RECIPES))
+def test_catalog_configs_build_their_model(name):
+  config = catalog.get_config(name)
+  model = models.create(config.model, num_classes=10, dtype=jnp.bfloat16, **config.model_kwargs)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 224, 224, 3))))
+  assert models.count_params(shapes["params"]) > 1_000_000
+
+
+def test_a_missing_catalog_dataset_names_itself_and_the_directory(tmp_path):
+  config = catalog.get_config("resnet50")
+  config.data_dir = str(tmp_path)
+  with pytest.raises((FileNotFoundError, ValueError), match=f"imagenette.*{tmp_path}|{tmp_path}.*imagenette"):
+    classification.run(config, str(tmp_path / "work"))
+
+
+def command(workdir):
+  return [sys.executable, "-m", "experiments.classification", f"--workdir={workdir}", "--config.num_steps=80",
+          "--config.batch_size=16", "--config.checkpoint_every=5", "--config.eval_every=0", "--config.log_every=5",
+          "--config.tensorboard=False"]
+
+
+def test_sigkill_after_a_checkpoint_resumes_to_identical_parameters(tmp_path):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  reference = subprocess.run(command(tmp_path / "reference"), cwd=ROOT, env=env, capture_output=True, text=True)
+  assert reference.returncode == 0, reference.stderr[-3000:]
+
+  victim = subprocess.Popen(command(tmp_path / "victim"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+  checkpoints = tmp_path / "victim" / "checkpoints"
+  deadline = time.time() + 240
+  while not (checkpoints.exists() and any(d.isdigit() for d in os.listdir(checkpoints))):
+    assert victim.poll() is None and time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  victim.send_signal(signal.SIGKILL)
+  victim.wait()
+  saved = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
+  assert saved < 80, "the run finished before it could be killed"
+
+  resumed = subprocess.run(command(tmp_path / "victim"), cwd=ROOT, env=env, capture_output=True, text=True)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resuming from" in resumed.stderr
+  final = train.load_variables(str(tmp_path / "victim"))["params"]
+  jax.tree.map(np.testing.assert_array_equal, final, train.load_variables(str(tmp_path / "reference"))["params"])
