@@ -8,6 +8,7 @@ from torch import nn as tnn
 from torch.nn import functional as F
 
 from cnnjax import models
+from cnnjax.models.layers import adaptive_avg_pool
 from cnnjax.models.resnet import BasicBlock, Bottleneck
 
 
@@ -139,3 +140,10 @@ def test_resnet_block_matches_torch(kind, cin, planes, stride, shortcut):
     assert_close(stats["mean"], getattr(net, name).running_mean.numpy())
   assert jax.tree_util.tree_structure(updates["batch_stats"]) == jax.tree_util.tree_structure(
       variables["batch_stats"])
+
+
+@pytest.mark.parametrize("in_hw,out_hw", [((7, 9), (4, 6)), ((1, 3), (6, 6)), ((14, 14), (4, 4))])
+def test_adaptive_avg_pool_matches_torch(in_hw, out_hw):
+  x = np.random.default_rng(3).normal(size=(2, *in_hw, 5)).astype(np.float32)
+  expected = F.adaptive_avg_pool2d(torch.from_numpy(x.transpose(0, 3, 1, 2)), out_hw)
+  assert_close(adaptive_avg_pool(x, out_hw), expected.numpy().transpose(0, 2, 3, 1))
