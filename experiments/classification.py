@@ -39,6 +39,9 @@ def load_split(config: ml_collections.ConfigDict, split: str):
 def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains one classifier as configured and returns its final metrics."""
   parallel.maybe_initialize_distributed(**config.distributed)
+  train.check_train_config(config)
+  if config.model not in models.list_models():
+    raise ValueError(f"config.model={config.model!r}: expected one of {models.list_models()}")
   train_source, eval_source = load_split(config, config.train_split), load_split(config, config.eval_split)
   num_classes = len(config.classes) or sources.info(config.dataset, data_dir=config.data_dir or None).num_classes
   dtype = jnp.dtype(config.dtype)

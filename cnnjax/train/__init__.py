@@ -7,3 +7,4 @@ from cnnjax.train.optim import make_optimizer, make_schedule
 from cnnjax.train.parallel import data_mesh, maybe_initialize_distributed
 from cnnjax.train.state import TrainState, create_train_state
 from cnnjax.train.step import make_eval_step, make_train_step
+from cnnjax.train.validate import check_train_config

@@ -20,6 +20,7 @@ from cnnjax.train.metrics import MetricWriter, plot_curves, write_config, write_
 from cnnjax.train.optim import make_optimizer
 from cnnjax.train.state import TrainState, create_train_state
 from cnnjax.train.step import AugmentFn, LossFn, make_train_step
+from cnnjax.train.validate import check_train_config
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -64,8 +65,8 @@ def fit(
     NonFiniteLossError: the loss was not finite (names the step); nothing after
       the last good checkpoint is saved.
   """
+  check_train_config(config)
   mesh = parallel.data_mesh()
-  parallel.check_batch_size(config.batch_size, mesh)
   is_main = jax.process_index() == 0
   if is_main:
     write_config(workdir, config)

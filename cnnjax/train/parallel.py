@@ -43,15 +43,6 @@ def data_mesh() -> Mesh:
   return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-  """A global batch must split evenly over the devices (and the processes)."""
-  devices = mesh.devices.size
-  if batch_size <= 0 or batch_size % devices:
-    raise ValueError(
-        f"batch_size={batch_size} must be a positive multiple of the device count ({devices} devices)"
-    )
-
-
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Puts every leaf on every device of the mesh."""
   return jax.device_put(tree, NamedSharding(mesh, P()))

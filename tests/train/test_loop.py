@@ -158,6 +158,17 @@ def test_head_inputs_are_the_trunk_features():
     transfer.head_inputs(model, variables, images, "fc9")
 
 
-def test_a_batch_the_devices_do_not_divide_is_a_clear_error(tmp_path):
-  with pytest.raises(ValueError, match="batch_size=0"):
-    fit(tmp_path, cfg=config(batch_size=0))
+@pytest.mark.parametrize("field,value,expected", [
+    ("batch_size", 0, "an integer >= 1"),
+    ("num_steps", 0, "an integer >= 1"),
+    ("keep_checkpoints", 0, "an integer >= 1"),
+    ("dtype", "float8", "one of"),
+    ("optimizer.learning_rate", -1.0, "a positive number"),
+    ("optimizer.name", "adagrad", "one of"),
+])
+def test_bad_config_fields_fail_before_any_compute(tmp_path, field, value, expected):
+  cfg = config(dtype="float32")
+  cfg.update_from_flattened_dict({field: value}) if "." in field else setattr(cfg, field, value)
+  with pytest.raises(ValueError, match=rf"config\.{field}={value!r}: expected {expected}"):
+    train.fit(cfg, str(tmp_path), model=TinyNet(), loss_fn=xent, batches=None)
+  assert not os.path.exists(tmp_path / "config.json")
