@@ -43,7 +43,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   taps = [config.content_layer, *style_layers]
   params, preprocessing, source = resolve_weights(config.weights, config.checkpoint_dir, arch=config.arch,
                                                   taps=taps, seed=config.seed)
-  extract = functools.partial(vgg_features, params, pool=config.pool, preprocessing=preprocessing,
+  extract = functools.partial(vgg_features, pool=config.pool, preprocessing=preprocessing,
                               dtype=jnp.dtype(config.dtype))
   os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
   write_config(workdir, config)
@@ -51,7 +51,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start = _load_state(ckpt)
   writer = MetricWriter(workdir, resume_step=start.step if start else 0, tensorboard=False)
   result = stylize(
-      extract, content, style, num_steps=config.num_steps, optimizer=config.optimizer,
+      extract, params, content, style, num_steps=config.num_steps, optimizer=config.optimizer,
       learning_rate=config.learning_rate, content_layer=config.content_layer, style_layers=style_layers,
       alpha=config.alpha, beta=config.beta, tv_weight=config.tv_weight, noise_ratio=config.noise_ratio,
       parameterization=config.parameterization, scales=tuple(config.scales), color_mode=config.color,
@@ -66,7 +66,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   plot_costs(history, os.path.join(workdir, "plots", "costs.png"))
   first, last = result.initial, result.final
   # Scale for "the content cost stays bounded": the content cost of the style image itself.
-  acts = extract(jnp.stack([content, style]), [config.content_layer])[config.content_layer]
+  acts = jax.jit(extract, static_argnums=2)(params, jnp.stack([content, style]), (config.content_layer,))
+  acts = acts[config.content_layer]
   results = {
       "weights": source, "preprocessing": preprocessing, "steps": history[-1]["step"],
       "content_cost_start": first["content"], "content_cost": last["content"],

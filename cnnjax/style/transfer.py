@@ -27,7 +27,7 @@ from cnnjax.style.costs import content_cost, gram_matrix, style_cost_from_grams,
 
 STYLE_LAYERS = {f"relu{b}_1": 0.2 for b in range(1, 6)}
 CONTENT_LAYER = "relu4_2"
-Extractor = Callable[[jax.Array, Sequence[str]], Mapping[str, jax.Array]]
+Extractor = Callable[[Any, jax.Array, Sequence[str]], Mapping[str, jax.Array]]
 
 
 class State(NamedTuple):
@@ -79,7 +79,7 @@ def restore_color(result: np.ndarray, content: np.ndarray, mode: str) -> np.ndar
   return np.clip(color.yiq2rgb(yiq), 0, 1).astype(np.float32)
 
 
-def stylize(extract: Extractor, content: np.ndarray, style: np.ndarray, *, num_steps: int = 200,
+def stylize(extract: Extractor, params: Any, content: np.ndarray, style: np.ndarray, *, num_steps: int = 200,
             optimizer: str = "adam", learning_rate: float = 0.02, content_layer: str = CONTENT_LAYER,
             style_layers: Mapping[str, float] = STYLE_LAYERS, alpha: float = 10.0, beta: float = 40.0,
             tv_weight: float = 0.0, noise_ratio: float = 0.2, parameterization: str = "clip",
@@ -90,8 +90,10 @@ def stylize(extract: Extractor, content: np.ndarray, style: np.ndarray, *, num_s
   """Optimises an image with `content`'s content and `style`'s Gram statistics.
 
   Args:
-    extract: `extract(images [N,H,W,3] in [0,1], taps) -> {tap: [N,h,w,c]}`,
-      e.g. `functools.partial(vgg_features, params, pool='avg')`.
+    extract: `extract(params, images [N,H,W,3] in [0,1], taps) -> {tap: [N,h,w,c]}`,
+      e.g. `functools.partial(vgg_features, pool='avg')`.
+    params: the network's parameters; an argument of the jitted functions,
+      not a constant folded into them (VGG-19's would slow compilation down).
     content, style: `[H, W, 3]` floats in [0, 1]; the style image is resized to
       the content's size at every scale (so the Gram normalisations agree).
     num_steps: optimizer steps at each scale.
@@ -107,8 +109,10 @@ def stylize(extract: Extractor, content: np.ndarray, style: np.ndarray, *, num_s
   content, style = preserve_color(np.asarray(content, np.float32), np.asarray(style, np.float32), color_mode)
   fns = compiled_functions(extract, content_layer, tuple(style_layers.items()), alpha, beta, tv_weight,
                            optimizer, learning_rate, parameterization)
-  targets_fn, evaluate, step, from_image, to_image = (fns.targets, fns.evaluate, fns.step, fns.from_image,
-                                                      fns.to_image)
+  targets_fn = functools.partial(fns.targets, params)
+  evaluate = functools.partial(fns.evaluate, params)
+  step = functools.partial(fns.step, params)
+  from_image, to_image = fns.from_image, fns.to_image
 
   full_hw = content.shape[:2]
   sizes = [tuple(max(1, round(n * s)) for n in full_hw) for s in scales]
@@ -164,9 +168,9 @@ def stylize(extract: Extractor, content: np.ndarray, style: np.ndarray, *, num_s
 
 class Compiled(NamedTuple):
   tx: optax.GradientTransformation
-  targets: Callable  # (content, style) -> {'content': a_C, 'grams': {layer: G_S}}
-  evaluate: Callable  # (z, targets) -> {'total', 'content', 'style', 'tv'}
-  step: Callable  # (z, opt_state, targets) -> (z, opt_state, total before the step)
+  targets: Callable  # (params, content, style) -> {'content': a_C, 'grams': {layer: G_S}}
+  evaluate: Callable  # (params, z, targets) -> {'total', 'content', 'style', 'tv'}
+  step: Callable  # (params, z, opt_state, targets) -> (z, opt_state, total before the step)
   to_image: Callable
   from_image: Callable
 
@@ -185,30 +189,30 @@ def compiled_functions(extract: Extractor, content_layer: str, style_layers: tup
   to_image, from_image = _parameterization(parameterization)
   layers = list(dict.fromkeys([content_layer, *style_weights]))
 
-  def loss_fn(z, targets):
+  def loss_fn(z, params, targets):
     img = to_image(z)
-    acts = {k: v[0] for k, v in extract(img[None], layers).items()}
+    acts = {k: v[0] for k, v in extract(params, img[None], layers).items()}
     j_content = content_cost(targets["content"], acts[content_layer])
     j_style = style_cost_from_grams(targets["grams"], acts, style_weights)
     tv = total_variation(img)
     return total_cost(j_content, j_style, alpha, beta) + tv_weight * tv, {
         "content": j_content, "style": j_style, "tv": tv}
 
-  def targets(c, s):
-    acts_c, acts_s = extract(c[None], [content_layer]), extract(s[None], list(style_weights))
+  def targets(params, c, s):
+    acts_c, acts_s = extract(params, c[None], [content_layer]), extract(params, s[None], list(style_weights))
     return {"content": acts_c[content_layer][0], "grams": {k: gram_matrix(acts_s[k][0]) for k in style_weights}}
 
-  def evaluate(z, targets):
-    total, aux = loss_fn(z, targets)
+  def evaluate(params, z, targets):
+    total, aux = loss_fn(z, params, targets)
     return {"total": total, **aux}
 
-  def step(z, opt_state, targets):
+  def step(params, z, opt_state, targets):
     if optimizer == "lbfgs":
-      value_fn = lambda p: loss_fn(p, targets)[0]
+      value_fn = lambda p: loss_fn(p, params, targets)[0]
       value, grad = optax.value_and_grad_from_state(value_fn)(z, state=opt_state)
       updates, opt_state = tx.update(grad, opt_state, z, value=value, grad=grad, value_fn=value_fn)
     else:
-      (value, _), grad = jax.value_and_grad(loss_fn, has_aux=True)(z, targets)
+      (value, _), grad = jax.value_and_grad(loss_fn, has_aux=True)(z, params, targets)
       updates, opt_state = tx.update(grad, opt_state, z)
     z = optax.apply_updates(z, updates)
     if parameterization == "clip":

@@ -19,21 +19,21 @@ def setup():
   params = init_vgg_params(jax.random.key(0), "vgg16", widths=(4, 8, 8, 8, 8), taps=["relu2_1"])
   calls = []
 
-  def extract(images, taps):
+  def extract(p, images, taps):
     calls.append(images.shape)  # runs at trace time only
-    return vgg_features(params, images, taps, pool="avg")
+    return vgg_features(p, images, taps, pool="avg")
 
   rng = np.random.default_rng(0)
   content = rng.uniform(size=(16, 16, 3)).astype(np.float32)
   style = np.clip(np.sin(np.arange(16)[:, None, None] * 1.3 + np.arange(3)) * 0.5 + 0.5, 0, 1)
   style = np.broadcast_to(style, (16, 16, 3)).astype(np.float32)
-  return extract, content, style, calls
+  return extract, params, content, style, calls
 
 
 @pytest.mark.parametrize("optimizer,param", [("adam", "clip"), ("lbfgs", "sigmoid")])
 def test_costs_fall_and_pixels_valid(setup, optimizer, param):
-  extract, content, style, _ = setup
-  r = stylize(extract, content, style, num_steps=8, optimizer=optimizer, learning_rate=0.05,
+  extract, params, content, style, _ = setup
+  r = stylize(extract, params, content, style, num_steps=8, optimizer=optimizer, learning_rate=0.05,
               parameterization=param, **KW)
   assert r.image.shape == (16, 16, 3)
   assert r.image.min() >= 0.0 and r.image.max() <= 1.0
@@ -43,11 +43,11 @@ def test_costs_fall_and_pixels_valid(setup, optimizer, param):
 
 
 def test_one_compile_per_scale_and_coarse_to_fine(setup):
-  extract, content, style, calls = setup
+  extract, params, content, style, calls = setup
   fns = compiled_functions(extract, KW["content_layer"], tuple(LAYERS.items()), KW["alpha"], KW["beta"], 0.0,
                            "adam", 0.05, "clip")
   for steps in (2, 5):
-    r = stylize(extract, content, style, num_steps=steps, scales=(0.5, 1.0), learning_rate=0.05, **KW)
+    r = stylize(extract, params, content, style, num_steps=steps, scales=(0.5, 1.0), learning_rate=0.05, **KW)
     assert r.history[steps]["step"] == steps and r.history[-1]["step"] == 2 * steps
     assert r.image.shape == (16, 16, 3)
     assert fns.step._cache_size() == 2  # one compiled step per image size (8x8, 16x16), never per step
@@ -55,13 +55,13 @@ def test_one_compile_per_scale_and_coarse_to_fine(setup):
 
 
 def test_resume_is_exact(setup):
-  extract, content, style, _ = setup
-  straight = stylize(extract, content, style, num_steps=6, learning_rate=0.05, **KW)
+  extract, params, content, style, _ = setup
+  straight = stylize(extract, params, content, style, num_steps=6, learning_rate=0.05, **KW)
   saved = []
-  stylize(extract, content, style, num_steps=3, learning_rate=0.05, checkpoint_every=3,
+  stylize(extract, params, content, style, num_steps=3, learning_rate=0.05, checkpoint_every=3,
           on_checkpoint=saved.append, **KW)
   assert saved[-1].step == 3
-  resumed = stylize(extract, content, style, num_steps=6, learning_rate=0.05, start=saved[-1], **KW)
+  resumed = stylize(extract, params, content, style, num_steps=6, learning_rate=0.05, start=saved[-1], **KW)
   np.testing.assert_allclose(resumed.image, straight.image, atol=1e-6)
 
 
@@ -84,10 +84,10 @@ def test_color_preservation():
 
 
 def test_bad_arguments(setup):
-  extract, content, style, _ = setup
+  extract, params, content, style, _ = setup
   with pytest.raises(ValueError, match="optimizer='sgd'"):
-    stylize(extract, content, style, optimizer="sgd", **KW)
+    stylize(extract, params, content, style, optimizer="sgd", **KW)
   with pytest.raises(ValueError, match="content.shape"):
-    stylize(extract, content[..., 0], style, **KW)
+    stylize(extract, params, content[..., 0], style, **KW)
   with pytest.raises(ValueError, match="scales"):
-    stylize(extract, content, style, scales=(1.0, 0.5), **KW)
+    stylize(extract, params, content, style, scales=(1.0, 0.5), **KW)

@@ -1,0 +1,171 @@
+"""What deep ConvNets learn (Zeiler & Fergus 2014): the image patches that most excite each unit.
+
+A unit is one channel of a layer. For every image the unit's strongest response
+(over positions) is found, the images are ranked by it, and each of the top ones
+is shown as the receptive-field crop around the responding position. Receptive
+fields come from the conv/pool stack by the usual recurrence (per layer with
+kernel k, stride s, padding p): `jump' = jump * s`, `size' = size + (k-1) jump`,
+`start' = start - p * jump`; unit i of a layer sees input pixels
+`[start + i jump, start + i jump + size)`.
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cnnjax.viz.filters import plot_filters  # noqa: E402
+
+
+class ReceptiveField(NamedTuple):
+  size: int  # side of the input window one unit sees
+  jump: int  # input pixels between neighbouring units (the cumulative stride)
+  start: int  # input coordinate where unit 0's window starts (negative: it begins in the padding)
+
+
+class TopPatches(NamedTuple):
+  values: np.ndarray  # [U, k] strongest responses, decreasing
+  image_index: np.ndarray  # [U, k] index of the image in the stream
+  position: np.ndarray  # [U, k, 2] (row, col) of the responding unit
+  patches: np.ndarray  # [U, k, size, size, C] receptive-field crops (zero outside the image)
+  units: np.ndarray  # [U] channel indices
+
+
+def receptive_fields(layers: Sequence[tuple[str, int, int, int]]) -> dict[str, ReceptiveField]:
+  """Receptive field of every layer of a chain of `(name, kernel, stride, padding)` layers."""
+  out, rf = {}, ReceptiveField(1, 1, 0)
+  for name, k, s, p in layers:
+    if k < 1 or s < 1 or p < 0:
+      raise ValueError(f"layer {name!r}: kernel={k}, stride={s}, padding={p}; expected k, s >= 1 and p >= 0")
+    rf = ReceptiveField(rf.size + (k - 1) * rf.jump, rf.jump * s, rf.start - p * rf.jump)
+    out[name] = rf
+  return out
+
+
+def vgg_receptive_fields(stage_sizes: Sequence[int]) -> dict[str, ReceptiveField]:
+  """Receptive fields of every VGG tap (`conv{b}_{i}`, `relu{b}_{i}`: 3x3/1 pad 1; `pool{b}`: 2x2/2)."""
+  layers = []
+  for b, n in enumerate(stage_sizes, 1):
+    for i in range(1, n + 1):
+      layers += [(f"conv{b}_{i}", 3, 1, 1), (f"relu{b}_{i}", 1, 1, 0)]
+    layers.append((f"pool{b}", 2, 2, 0))
+  return receptive_fields(layers)
+
+
+def crop(image: np.ndarray, rf: ReceptiveField, row: int, col: int) -> np.ndarray:
+  """The `[size, size, C]` window unit (row, col) sees; zeros where it leaves the image."""
+  h, w = image.shape[:2]
+  out = np.zeros((rf.size, rf.size, image.shape[2]), image.dtype)
+  r0, c0 = rf.start + row * rf.jump, rf.start + col * rf.jump
+  rs, cs = slice(max(r0, 0), min(r0 + rf.size, h)), slice(max(c0, 0), min(c0 + rf.size, w))
+  if rs.start < rs.stop and cs.start < cs.stop:
+    out[rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0] = image[rs, cs]
+  return out
+
+
+def top_activating_patches(features_fn: Callable[[np.ndarray], Mapping[str, Any]],
+                           image_batches: Iterable[np.ndarray], fields: Mapping[str, ReceptiveField],
+                           units: Mapping[str, Sequence[int]] | None = None, k: int = 9,
+                           display: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, TopPatches]:
+  """The `k` patches (one per image) that most activate each chosen unit of each layer.
+
+  Args:
+    features_fn: `images [N,H,W,C] -> {layer: [N,h,w,c]}` (e.g. `model_features_fn`).
+    image_batches: iterable of image batches, in a fixed order (indices count across batches).
+    fields: receptive field of each layer to search (its keys pick the layers).
+    units: channel indices per layer; default the first 8 of each.
+    k: patches per unit.
+    display: maps a batch to what the patches are cut from (default: the batch itself).
+  """
+  if k < 1:
+    raise ValueError(f"k={k}: expected >= 1")
+  best: dict[str, list] = {}
+  seen = 0
+  for images in image_batches:
+    images = np.asarray(images)
+    shown = images if display is None else np.asarray(display(images))
+    acts = features_fn(images)
+    for layer, rf in fields.items():
+      if layer not in acts:
+        raise ValueError(f"layer {layer!r}: features_fn returned only {sorted(acts)}")
+      a = np.asarray(acts[layer])
+      n, h, w, c = a.shape
+      chosen = np.arange(min(8, c)) if units is None or layer not in units else np.asarray(units[layer])
+      if chosen.size and (chosen.min() < 0 or chosen.max() >= c):
+        raise ValueError(f"units[{layer!r}]={chosen.tolist()}: expected channel indices in [0, {c})")
+      flat = a[..., chosen].reshape(n, h * w, len(chosen))
+      arg, val = flat.argmax(axis=1), flat.max(axis=1)  # [N, U]
+      state = best.setdefault(layer, [chosen, [[] for _ in chosen]])
+      for u in range(len(chosen)):
+        cands = state[1][u] + [(float(val[i, u]), seen + i, divmod(int(arg[i, u]), w), None, i)
+                               for i in range(n)]
+        cands.sort(key=lambda t: -t[0])
+        state[1][u] = [(v, idx, pos, patch if patch is not None else crop(shown[i], rf, *pos), None)
+                       for v, idx, pos, patch, i in cands[:k]]
+    seen += len(images)
+  return {layer: TopPatches(
+      values=np.array([[t[0] for t in lst] for lst in tops]),
+      image_index=np.array([[t[1] for t in lst] for lst in tops]),
+      position=np.array([[t[2] for t in lst] for lst in tops]),
+      patches=np.array([[t[3] for t in lst] for lst in tops]),
+      units=chosen) for layer, (chosen, tops) in best.items()}
+
+
+def model_features_fn(model: nn.Module, variables: Mapping, layers: Sequence[str],
+                      preprocess: Callable | None = None) -> Callable[[np.ndarray], dict]:
+  """`images -> {layer: activation}` from flax `capture_intermediates` (module outputs, by path 'a/b')."""
+  wanted = set(layers)
+
+  @jax.jit
+  def fn(images):
+    x = images if preprocess is None else preprocess(images)
+    _, state = model.apply(variables, x, train=False, mutable=["intermediates"],
+                           capture_intermediates=lambda m, method: method == "__call__" and
+                           "/".join(m.path) in wanted)
+    out = {}
+    for path, value in jax.tree_util.tree_flatten_with_path(state["intermediates"])[0]:
+      keys = [str(getattr(p, "key", p)) for p in path]
+      out["/".join(keys[:keys.index("__call__")])] = value
+    return out
+
+  def call(images):
+    out = fn(images)
+    missing = wanted - set(out)
+    if missing:
+      raise ValueError(f"layers {sorted(missing)}: no such submodule output; captured {sorted(out)}")
+    return out
+
+  return call
+
+
+def plot_top_patches(top: TopPatches, layer: str, path: str | None = None) -> Figure:
+  """One row per unit, its top patches left to right (each min-max scaled)."""
+  u, k = top.values.shape
+  fig = Figure(figsize=(0.9 * k + 0.8, 0.9 * u + 0.4), layout="constrained")
+  axes = fig.subplots(u, k, squeeze=False)
+  for r in range(u):
+    for c in range(k):
+      ax, p = axes[r, c], top.patches[r, c].astype(np.float32)
+      p = (p - p.min()) / max(float(p.max() - p.min()), 1e-12)
+      ax.imshow(p[..., 0] if p.shape[-1] == 1 else p, cmap="gray")
+      ax.set_xticks([])
+      ax.set_yticks([])
+    axes[r, 0].set_ylabel(f"unit {top.units[r]}", fontsize=7)
+  fig.suptitle(f"{layer}: top-{k} patches per unit")
+  if path:
+    fig.savefig(path, dpi=100)
+  return fig
+
+
+def plot_first_layer_filters(kernel: np.ndarray, path: str | None = None, title: str = "first-layer filters") -> Figure:
+  """The first conv layer's filters (HWIO kernel), RGB when it reads 3 channels."""
+  fig = plot_filters(np.asarray(kernel), title=title)
+  if path:
+    fig.savefig(path, dpi=100)
+  return fig
