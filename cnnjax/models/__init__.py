@@ -3,6 +3,7 @@
 from cnnjax.models import alexnet  # noqa: F401
 from cnnjax.models import convnd  # noqa: F401
 from cnnjax.models import embedding  # noqa: F401
+from cnnjax.models import heads  # noqa: F401
 from cnnjax.models import inception  # noqa: F401
 from cnnjax.models import lenet  # noqa: F401
 from cnnjax.models import nin  # noqa: F401

@@ -34,12 +34,17 @@ def _draw(ax, image: np.ndarray, detections: Mapping | None, ground_truth: Mappi
       name = class_names[int(cls)] if 0 <= int(cls) < len(class_names) else str(int(cls))
       ax.text(x1, y1, f"{name} {score:.2f}", color="white", fontsize=6, va="bottom",
               bbox=dict(facecolor=colour, alpha=0.7, pad=0.5, lw=0))
+    if "points" in detections:
+      points = np.asarray(detections["points"]).reshape(-1, 2) * np.array([w, h])
+      ax.scatter(points[:, 0], points[:, 1], s=12, c="yellow", edgecolors="black", linewidths=0.5)
 
 
 def save_detections(path: str, images: Sequence[np.ndarray], detections: Sequence[Mapping] | None = None,
                     ground_truth: Sequence[Mapping] | None = None, *, class_names: Sequence[str] = (),
                     score_threshold: float = 0.3, columns: int = 4) -> str:
   """Draws detections (coloured, with class and score) and ground truth (white dashed) on a grid of images.
+
+  A detection dict may carry `points` `[K, 2]` (normalised x, y landmarks), drawn as dots.
 
   Boxes are normalised `xyxy`. Detections below `score_threshold` or not `valid`
   are not drawn. Writes a PNG to `path` and returns it.

@@ -49,8 +49,13 @@ class _Prefix(Sequence):
     return self._source[i]
 
 
+def image_only(record: dict) -> dict:
+  """Keeps the image of a record (boxes vary in number, so they cannot be stacked)."""
+  return {"image": record["image"]}
+
+
 def predict_all(predict: Callable[[dict], dict], source: Sequence, batch_size: int,
-                transform: Callable | None = None) -> tuple[list[dict], float]:
+                transform: Callable | None = image_only) -> tuple[list[dict], float]:
   """Runs `predict(batch) -> dict of [B, ...] arrays` over a source; returns per-image results and images/s.
 
   The first batch is run once before timing, so images/s excludes compilation.

@@ -1,0 +1,108 @@
+"""Sliding windows on `shapes`: train a crop classifier, detect with the naive and the convolutional detector."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from cnnjax import models, train
+from cnnjax.data import pipeline
+from cnnjax.detection import inputs, sliding_window as sw
+from cnnjax.detection.boxes import batched_nms
+from cnnjax.detection.tasks import common
+
+
+def make_detectors(config: ml_collections.ConfigDict, num_classes: int, variables: dict):
+  """`(naive, convolutional)` jitted detectors: uint8 images `(N, H, W, 3)` -> window logits per scale.
+
+  Both return a list (one entry per `config.scales`) of `(N, nH, nW, num_classes + 1)`
+  logits; the benchmark times them against each other.
+  """
+  kw = dict(features=tuple(config.window_features), kernel=config.window_kernel, hidden=tuple(config.window_hidden))
+  crop_model = sw.WindowClassifier(num_classes + 1, **kw)
+  conv_model = sw.ConvWindowClassifier(num_classes + 1, window=config.window, **kw)
+  conv_vars = {"params": sw.fc_to_conv(variables["params"], config.window, kw["features"], kw["kernel"])}
+  stride = 2 ** len(kw["features"])
+
+  def rescale(images, scale):
+    x = inputs.to_float(images)
+    n, h, w, c = x.shape
+    return jax.image.resize(x, (n, round(h * scale), round(w * scale), c), "bilinear") if scale != 1 else x
+
+  @jax.jit
+  def naive(images):
+    return [sw.naive_window_scores(crop_model, variables, rescale(images, s), config.window, stride)
+            for s in config.scales]
+
+  @jax.jit
+  def convolutional(images):
+    return [conv_model.apply(conv_vars, rescale(images, s)) for s in config.scales]
+
+  return naive, convolutional
+
+
+def make_predict(config: ml_collections.ConfigDict, detector, image_size: int):
+  """Window logits at every scale -> fixed-size detections of each image (NMS over all scales)."""
+  stride = 2 ** len(config.window_features)
+
+  @jax.jit
+  def to_detections(logits_per_scale):
+    per_scale = []
+    for scale, logits in zip(config.scales, logits_per_scale):
+      side = round(image_size * scale)
+      per_scale.append(jax.vmap(functools.partial(
+          sw.window_detections, window=config.window, stride=stride, image_size=(side, side),
+          score_threshold=config.score_threshold, iou_threshold=config.nms_iou_threshold,
+          max_detections=config.max_detections))(logits))
+    merged = {k: jnp.concatenate([d[k] for d in per_scale], axis=1) for k in per_scale[0]}
+    scores = jnp.where(merged["valid"], merged["scores"], -1.0)
+    keep = jax.vmap(lambda b, s, c: batched_nms(b, s, c, config.nms_iou_threshold,
+                                                max_outputs=config.max_detections, score_threshold=0.0))(
+                                                    merged["boxes"], scores, merged["classes"])
+    valid = keep >= 0
+    take = lambda a: jnp.take_along_axis(a, jnp.maximum(keep, 0).reshape(keep.shape + (1,) * (a.ndim - 2)), 1)
+    return {"boxes": take(merged["boxes"]), "scores": take(merged["scores"]), "classes": take(merged["classes"]),
+            "valid": valid}
+
+  return lambda batch: to_detections(detector(batch["image"]))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains the window classifier on crops, then compares the naive and convolutional detectors."""
+  train_source, test_source, class_names = common.detection_sources(config)
+  test_source = common.limited(test_source, config.eval_limit)
+  crops = sw.make_window_crops(train_source, config.window, config.num_crops, seed=config.seed)
+  model = sw.WindowClassifier(len(class_names) + 1, features=tuple(config.window_features),
+                              kernel=config.window_kernel, hidden=tuple(config.window_hidden))
+
+  def batches(start_step: int):
+    return pipeline.batches(crops, config.batch_size, seed=config.seed, start_step=start_step,
+                            process_index=jax.process_index(), process_count=jax.process_count())
+
+  def loss_fn(logits, batch):
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"])}
+
+  def augment_fn(key, batch):
+    del key
+    return {**batch, "image": inputs.to_float(batch["image"])}
+
+  state = train.fit(config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn)
+  variables = jax.device_get(state.variables)
+  naive, convolutional = make_detectors(config, len(class_names), variables)
+  size = np.asarray(test_source[0]["image"]).shape[0]
+  dets, conv_images_per_s = common.predict_all(make_predict(config, convolutional, size), test_source,
+                                               config.eval_batch_size)
+  naive_source = common.limited(test_source, config.naive_eval_limit)
+  naive_dets, naive_images_per_s = common.predict_all(make_predict(config, naive, size), naive_source,
+                                                      config.eval_batch_size)
+  same = all(np.array_equal(a["classes"], b["classes"]) for a, b in zip(naive_dets, dets))
+  metrics = common.score_and_draw(workdir, "sliding_window", test_source, dets, class_names,
+                                  config.num_plot_images, size)
+  return {"task": "sliding_window", "dataset": config.dataset, "num_params": models.count_params(state.params),
+          **metrics, "images_per_s": conv_images_per_s, "naive_images_per_s": naive_images_per_s,
+          "naive_equals_convolutional": bool(same), "final_train_accuracy": train.final_metrics(workdir).get(
+              "train_accuracy", float("nan"))}
