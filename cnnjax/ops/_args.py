@@ -1,22 +1,28 @@
 """Argument normalisation shared by the JAX conv and pooling ops."""
 
 from collections.abc import Sequence
+import numbers
 
 from jax import lax
 
 Padding = str | int | Sequence[tuple[int, int]]
 
 
+def is_int(value) -> bool:
+  """True for Python and NumPy integers, False for bools."""
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def spatial_tuple(value: int | Sequence[int], nd: int, name: str) -> tuple[int, ...]:
   """An int or a length-`nd` sequence of positive ints as a tuple of `nd` ints."""
-  if isinstance(value, int):
-    values = (value,) * nd
-  else:
-    values = tuple(value)
-  if len(values) != nd or not all(isinstance(v, int) and v > 0 for v in values):
+  try:
+    values = (value,) * nd if is_int(value) else tuple(value)
+  except TypeError:  # neither an int nor a sequence
+    values = ()
+  if len(values) != nd or not all(is_int(v) and v > 0 for v in values):
     raise ValueError(f"{name}={value!r}: expected a positive int or {nd} positive ints "
                      f"(one per spatial dim)")
-  return values
+  return tuple(int(v) for v in values)
 
 
 def resolve_padding(padding: Padding, spatial: Sequence[int], window: Sequence[int],
@@ -33,19 +39,19 @@ def resolve_padding(padding: Padding, spatial: Sequence[int], window: Sequence[i
                        f"{nd} (lo, hi) pairs")
     pads = lax.padtype_to_pads(tuple(spatial), tuple(window), tuple(strides), kind)
     return [(int(lo), int(hi)) for lo, hi in pads]
-  if isinstance(padding, int):
+  if is_int(padding):
     pads = [(padding, padding)] * nd
   else:
     try:
-      pads = [(int(lo), int(hi)) for lo, hi in padding]
-    except (TypeError, ValueError):
+      pads = [tuple(pair) for pair in padding]
+    except TypeError:
       pads = []
-    if len(pads) != nd:
+    if len(pads) != nd or not all(len(p) == 2 and all(map(is_int, p)) for p in pads):
       raise ValueError(f"padding={padding!r}: expected 'valid', 'same', an int or "
                        f"{nd} (lo, hi) pairs")
   if any(lo < 0 or hi < 0 for lo, hi in pads):
     raise ValueError(f"padding={padding!r}: expected non-negative pads")
-  return pads
+  return [(int(lo), int(hi)) for lo, hi in pads]
 
 
 def check_fits(spatial: Sequence[int], window: Sequence[int], pads: Sequence[tuple[int, int]],

@@ -4,13 +4,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnnjax.ops._args import Padding, check_fits, resolve_padding, spatial_tuple
+from cnnjax.ops._args import Padding, check_fits, is_int, resolve_padding, spatial_tuple
 
 _SPATIAL_DIMS = {1: "W", 2: "HW", 3: "DHW"}
-
-
-def _is_int(value) -> bool:
-  return isinstance(value, int) and not isinstance(value, bool)
 
 
 def conv_output_size(n: int, f: int, padding: int | str = 0, stride: int = 1) -> int:
@@ -24,7 +20,7 @@ def conv_output_size(n: int, f: int, padding: int | str = 0, stride: int = 1) ->
     stride: step between windows.
   """
   for name, value in (("n", n), ("f", f), ("stride", stride)):
-    if not _is_int(value) or value <= 0:
+    if not is_int(value) or value <= 0:
       raise ValueError(f"{name}={value!r}: expected a positive int")
   if isinstance(padding, str):
     kind = padding.lower()
@@ -37,14 +33,14 @@ def conv_output_size(n: int, f: int, padding: int | str = 0, stride: int = 1) ->
       p = (f - 1) // 2
     else:
       raise ValueError(f"padding={padding!r}: expected an int, 'valid' or 'same'")
-  elif _is_int(padding) and padding >= 0:
+  elif is_int(padding) and padding >= 0:
     p = padding
   else:
     raise ValueError(f"padding={padding!r}: expected a non-negative int, 'valid' or 'same'")
   if f > n + 2 * p:
     raise ValueError(f"f={f}: expected a window no larger than the padded input "
                      f"n + 2p = {n + 2 * p}")
-  return (n + 2 * p - f) // stride + 1
+  return int((n + 2 * p - f) // stride + 1)
 
 
 def conv(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,

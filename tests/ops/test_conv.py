@@ -30,6 +30,7 @@ def test_conv_output_size_named_paddings():
   assert conv_output_size(7, 5, "same", 2) == 4
   assert conv_output_size(7, 3, 0, 2) == 3  # the course's strided example: 7x7, f=3, s=2
   assert conv_output_size(28, 5, "Same") == 28
+  assert conv_output_size(np.int64(14), np.int32(5)) == 10
 
 
 @pytest.mark.parametrize("args,match", [

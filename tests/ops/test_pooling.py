@@ -183,6 +183,8 @@ def test_integer_input_max_pool_keeps_dtype():
     (dict(padding="full"), "padding"),
     (dict(padding=-1), "padding"),
     (dict(padding=[(1, 1)]), "padding"),
+    (dict(padding=[(1.5, 0), (0, 0)]), "padding"),
+    (dict(window_shape=2.0), "window_shape"),
     (dict(window_shape=7), "larger than the padded input"),
 ])
 @pytest.mark.parametrize("pool", [max_pool, avg_pool])
@@ -202,3 +204,9 @@ def test_gradients_under_jit_match_reference(pool):
   dx = jax.jit(jax.grad(lambda a: jnp.sum(pool(a, 3, 2) * g)))(jnp.asarray(x))
   np.testing.assert_allclose(dx, pool_backward_reference(g, x, f=3, stride=2, mode=mode),
                              rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_integer_arguments_are_accepted():
+  x = _rand((1, 6, 6, 2))
+  expected = pool_forward_reference(x, f=3, stride=3)
+  np.testing.assert_array_equal(max_pool(x, np.int64(3), (np.int32(3), 3)), expected)
