@@ -1,8 +1,9 @@
 """Transfer learning: weight-file converters, pretrained parameters under a new head, and layer freezing."""
 
-from cnnjax.transfer.convert import (VGGWeights, check_shapes, convert_keras_vgg, convert_torchvision_vgg,
-                                     load_state_dict, load_vgg)
+from cnnjax.transfer.convert import (VGGWeights, check_shapes, convert_keras_vgg, convert_torchvision_resnet,
+                                     convert_torchvision_vgg, load_state_dict, load_vgg)
 from cnnjax.transfer.freeze import freeze_optimizer, head_inputs, merge_pretrained, trainable_labels
 
-__all__ = ["VGGWeights", "check_shapes", "convert_keras_vgg", "convert_torchvision_vgg", "freeze_optimizer",
-           "head_inputs", "load_state_dict", "load_vgg", "merge_pretrained", "trainable_labels"]
+__all__ = ["VGGWeights", "check_shapes", "convert_keras_vgg", "convert_torchvision_resnet",
+           "convert_torchvision_vgg", "freeze_optimizer", "head_inputs", "load_state_dict", "load_vgg",
+           "merge_pretrained", "trainable_labels"]

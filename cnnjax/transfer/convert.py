@@ -81,6 +81,46 @@ def convert_torchvision_vgg(state_dict: Mapping[str, np.ndarray]) -> dict:
   return params
 
 
+def convert_torchvision_resnet(state_dict: Mapping[str, np.ndarray]) -> dict:
+  """torchvision ResNet state dict -> `{'params', 'batch_stats'}` of `cnnjax.models.resnet.ResNet`.
+
+  Names: `conv1`/`bn1` stem, `layer{s}.{b}.conv{k}`/`bn{k}` -> `layer{s}_{b}/conv{k}`/`bn{k}`,
+  `downsample.0`/`.1` -> `downsample_conv`/`downsample_bn`, `fc`. BatchNorm `weight`
+  becomes `scale`, `running_mean`/`running_var` the `mean`/`var` batch statistics.
+  """
+  params: dict = {}
+  stats: dict = {}
+  for key, value in state_dict.items():
+    parts = key.removeprefix("module.").split(".")
+    leaf = parts.pop()
+    if leaf == "num_batches_tracked":
+      continue
+    if parts[0].startswith("layer") and len(parts) > 1:
+      parts[:2] = [f"{parts[0]}_{parts[1]}"]
+    if len(parts) > 2 and parts[-2] == "downsample":
+      parts[-2:] = ["downsample_conv" if parts[-1] == "0" else "downsample_bn"]
+    value = np.asarray(value)
+    if leaf in ("running_mean", "running_var"):
+      tree, leaf = stats, leaf.removeprefix("running_")
+    elif leaf == "weight" and value.ndim == 1:
+      tree, leaf = params, "scale"
+    elif leaf == "weight":
+      tree, leaf = params, "kernel"
+      value = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
+    elif leaf == "bias":
+      tree = params
+    else:
+      raise ValueError(f"state_dict key {key!r}: unexpected parameter {leaf!r} for a torchvision ResNet")
+    node = tree
+    for p in parts:
+      node = node.setdefault(p, {})
+    node[leaf] = value
+  if "conv1" not in params or "fc" not in params:
+    raise ValueError(f"state_dict has no 'conv1.weight' or 'fc.weight'; expected a torchvision ResNet "
+                     f"(first keys: {list(state_dict)[:5]})")
+  return {"params": params, "batch_stats": stats}
+
+
 def _nchw_to_nhwc_rows(w: np.ndarray, channels: int) -> np.ndarray:
   """Permutes fc6's input rows from torch's (C, H, W) flatten order to NHWC's (H, W, C)."""
   hw = w.shape[0] // channels

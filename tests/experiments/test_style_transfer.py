@@ -13,6 +13,7 @@ def test_run_writes_everything(tmp_path):
   config = style_default.get_config()
   config.image_size, config.num_steps, config.scales = 64, 6, (1.0,)
   config.log_every, config.checkpoint_every, config.arch = 2, 3, "vgg16"
+  config.content_layer, config.style_layers, config.style_weights = "relu2_2", ("relu1_1", "relu3_1"), (0.5, 0.5)
   results = style_transfer.run(config, str(tmp_path))
   assert results["weights"] == "random" and results["steps"] == 6
   assert results["style_cost"] < results["style_cost_start"]

@@ -163,3 +163,85 @@ def test_bad_files(tmp_path):
   torch.save({"x": object()}, pickled)  # arbitrary objects must not be unpickled
   with pytest.raises(ValueError, match="obj.pth"):
     load_vgg(str(pickled))
+
+
+class TorchBlock(torch.nn.Module):
+  """torchvision's BasicBlock / Bottleneck (v1.5: the 3x3 strides), same parameter names."""
+
+  def __init__(self, c_in, width, stride, bottleneck):
+    super().__init__()
+    out = width * (4 if bottleneck else 1)
+    ks = (1, 3, 1) if bottleneck else (3, 3)
+    widths = (width, width, out) if bottleneck else (width, out)
+    c = c_in
+    for j, (k, w) in enumerate(zip(ks, widths), 1):
+      s = stride if j == (2 if bottleneck else 1) else 1
+      setattr(self, f"conv{j}", torch.nn.Conv2d(c, w, k, s, k // 2, bias=False))
+      setattr(self, f"bn{j}", torch.nn.BatchNorm2d(w))
+      c = w
+    self.n = len(ks)
+    self.downsample = None
+    if stride != 1 or c_in != out:
+      self.downsample = torch.nn.Sequential(torch.nn.Conv2d(c_in, out, 1, stride, bias=False),
+                                            torch.nn.BatchNorm2d(out))
+
+  def forward(self, x):
+    y = x
+    for j in range(1, self.n + 1):
+      y = getattr(self, f"bn{j}")(getattr(self, f"conv{j}")(y))
+      y = torch.relu(y) if j < self.n else y
+    return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+def torch_resnet(bottleneck, widths=(4, 8), stages=(2, 1), classes=5):
+  torch.manual_seed(0)
+  m = torch.nn.Module()
+  m.conv1, m.bn1 = torch.nn.Conv2d(3, widths[0], 7, 2, 3, bias=False), torch.nn.BatchNorm2d(widths[0])
+  c = widths[0]
+  for s, (n, w) in enumerate(zip(stages, widths), 1):
+    blocks = []
+    for b in range(n):
+      blocks.append(TorchBlock(c, w, 2 if s > 1 and b == 0 else 1, bottleneck))
+      c = w * (4 if bottleneck else 1)
+    setattr(m, f"layer{s}", torch.nn.Sequential(*blocks))
+  m.fc = torch.nn.Linear(c, classes)
+  for name, p in m.named_parameters():
+    torch.nn.init.normal_(p, mean=1.0 if name.endswith("bn1.weight") else 0.0, std=0.3)
+  for mod in m.modules():
+    if isinstance(mod, torch.nn.BatchNorm2d):
+      mod.running_mean.normal_(0, 0.2)
+      mod.running_var.uniform_(0.5, 2.0)
+  return m.eval()
+
+
+def torch_resnet_forward(m, x, stages):
+  out = {}
+  h = torch.nn.functional.max_pool2d(torch.relu(m.bn1(m.conv1(x))), 3, 2, 1)
+  for s, n in enumerate(stages, 1):
+    for b in range(n):
+      h = getattr(m, f"layer{s}")[b](h)
+      out[f"layer{s}_{b}"] = h.permute(0, 2, 3, 1).numpy()
+  out["fc"] = m.fc(h.mean(dim=(2, 3))).numpy()
+  return out
+
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_torchvision_resnet_block_by_block(tmp_path, images, block):
+  from cnnjax.models.resnet import ResNet
+  from cnnjax.transfer import convert_torchvision_resnet, load_state_dict
+  stages = (2, 1)
+  m = torch_resnet(block == "bottleneck", stages=stages)
+  path = str(tmp_path / "resnet.safetensors")
+  save_file({k: v.contiguous() for k, v in m.state_dict().items()}, path)
+  variables = convert_torchvision_resnet(load_state_dict(path))
+  model = ResNet(stage_sizes=stages, block=block, widths=(4, 8), num_classes=5)
+  x = images[:, :32, :32]
+  check_shapes(variables, jax.eval_shape(model.init, jax.random.key(0), x))
+  with torch.no_grad():
+    want = torch_resnet_forward(m, torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), stages)
+  logits, state = jax.jit(lambda v, i: model.apply(v, i, capture_intermediates=True, mutable=["intermediates"]))(
+      variables, x)
+  got = {k: v["__call__"][0] for k, v in state["intermediates"].items() if k.startswith("layer")}
+  got["fc"] = logits
+  for name in want:
+    assert rel_diff(got[name], want[name]) <= 1e-4, name
