@@ -33,26 +33,44 @@ _WORKDIR = flags.DEFINE_string("workdir", "workdirs/embedding", "Where checkpoin
 SPLITS = ("train", "val", "test")
 
 
-def load_identities(config: ml_collections.ConfigDict, part: str) -> tuple[np.ndarray, np.ndarray]:
-  """Images (uint8 NHWC) and integer identities of one part ('train' | 'val' | 'test') as configured.
+def load_identities(config: ml_collections.ConfigDict, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Images (uint8 NHWC), integer identities and identity names of one part ('train' | 'val' | 'test').
 
   `config.<part>_split` names the dataset split, `config.<part>_labels` keeps only
-  those identities (empty: all). Text labels (LFW's names) become integers by sorted name.
+  those identities (empty: all). Text labels (LFW's names) become integers by
+  sorted name. With `config.pairs_file`, 'train' keeps the people the file never
+  names and 'val' / 'test' the people it names.
   """
   source = sources.load(config.dataset, config[f"{part}_split"], data_dir=config.data_dir or None)
   resize = views.resize_images(config.image_size) if config.image_size else (lambda r: r)
   records = [resize(source[i]) for i in range(len(source))]
   images = np.stack([r["image"] for r in records])
-  labels = np.array([r["label"] for r in records])
-  if not np.issubdtype(labels.dtype, np.integer):
-    labels = np.unique(labels, return_inverse=True)[1]
-  wanted = tuple(config[f"{part}_labels"])
-  if wanted:
-    keep = np.isin(labels, wanted)
-    if not keep.any():
-      raise ValueError(f"{part}_labels={wanted} selects nothing in split {config[f'{part}_split']!r}")
-    images, labels = images[keep], labels[keep]
-  return images, labels.astype(np.int32)
+  raw = np.array([r["label"] for r in records])
+  if np.issubdtype(raw.dtype, np.integer):
+    labels, names = raw, raw.astype(str)
+  else:
+    names = np.array([n.decode() if isinstance(n, bytes) else str(n) for n in raw])
+    labels = np.unique(names, return_inverse=True)[1]
+  keep = np.ones(len(labels), bool)
+  if tuple(config[f"{part}_labels"]):
+    keep = np.isin(labels, tuple(config[f"{part}_labels"]))
+  if config.pairs_file:
+    named = {name for a, _, b, _ in embedding.read_pairs_file(config.pairs_file)[0] for name in (a, b)}
+    keep &= np.isin(names, list(named)) != (part == "train")
+  if not keep.any():
+    raise ValueError(f"nothing left of split {config[f'{part}_split']!r} for part {part!r} "
+                     f"({part}_labels={tuple(config[f'{part}_labels'])}, pairs_file={config.pairs_file!r})")
+  return images[keep], labels[keep].astype(np.int32), names[keep]
+
+
+def evaluation_pairs(config: ml_collections.ConfigDict, part: str, labels: np.ndarray, names: np.ndarray):
+  """(i, j, same) of the pairs to verify: from `config.pairs_file` (its folds in order) or drawn at random."""
+  if config.pairs_file:
+    pairs, folds = embedding.read_pairs_file(config.pairs_file)
+    if folds != config.n_folds and folds > 1:
+      raise ValueError(f"n_folds={config.n_folds} but {config.pairs_file} holds {folds} folds")
+    return embedding.pairs_from_names(pairs, names)
+  return embedding.make_pairs(labels, config[f"{part}_pairs"], seed=config.seed)
 
 
 def make_embedder(model, preprocess, mesh, batch_size: int):
@@ -77,7 +95,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.batch_size != config.p * config.k:
     raise ValueError(f"batch_size={config.batch_size} must equal p * k = {config.p} * {config.k}")
   data = {part: load_identities(config, part) for part in SPLITS}
-  train_images, train_labels = data["train"]
+  train_images, train_labels, train_names = data["train"]
+  shared = set(train_names) & (set(data["val"][2]) | set(data["test"][2]))
+  if shared:
+    raise ValueError(f"{len(shared)} identities (e.g. {sorted(shared)[:3]}) are in training and in "
+                     "validation or test; choose disjoint *_split / *_labels, or set pairs_file (LFW)")
   sampler = embedding.PKSampler(train_labels, config.p, config.k, seed=config.seed)
   dtype = jnp.dtype(config.dtype)
   model = models.create(config.model, num_classes=config.embedding_dim, dtype=dtype, **config.model_kwargs)
@@ -85,8 +107,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   std = np.maximum(train_images.std(axis=(0, 1, 2)) / 255, 1e-3).astype(np.float32)
   mesh = parallel.data_mesh()
   embed = make_embedder(model, classify.make_preprocess(mean, std, dtype), mesh, config.eval_batch_size)
-  pairs = {part: embedding.make_pairs(data[part][1], config[f"{part}_pairs"], seed=config.seed)
-           for part in ("val", "test")}
+  pairs = {part: evaluation_pairs(config, part, data[part][1], data[part][2]) for part in ("val", "test")}
 
   def evaluate(state) -> dict[str, float]:
     i, j, same = pairs["val"]

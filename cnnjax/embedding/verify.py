@@ -37,6 +37,46 @@ def make_pairs(labels: np.ndarray, num_pairs: int, *, seed: int = 0) -> tuple[np
   return i[order], j[order], same[order]
 
 
+def read_pairs_file(path: str) -> tuple[list[tuple[str, int, str, int]], int]:
+  """Reads an LFW-style pairs file: a header 'folds n' (or 'n'), then per fold n same then n different lines.
+
+  Same lines are 'name i j', different ones 'name1 i name2 j' (image numbers from 1).
+
+  Returns:
+    ((name_a, number_a, name_b, number_b) per pair in file order, number of folds).
+  """
+  with open(path) as f:
+    header, *lines = [line.split() for line in f if line.strip()]
+  folds = int(header[0]) if len(header) == 2 else 1
+  pairs = []
+  for fields in lines:
+    if len(fields) == 3:
+      pairs.append((fields[0], int(fields[1]), fields[0], int(fields[2])))
+    elif len(fields) == 4:
+      pairs.append((fields[0], int(fields[1]), fields[2], int(fields[3])))
+    else:
+      raise ValueError(f"{path}: expected 'name i j' or 'name1 i name2 j', got {' '.join(fields)!r}")
+  if len(pairs) % folds:
+    raise ValueError(f"{path}: {len(pairs)} pairs do not split into the {folds} folds of its header")
+  return pairs, folds
+
+
+def pairs_from_names(pairs: list[tuple[str, int, str, int]], names: np.ndarray) -> tuple[np.ndarray, ...]:
+  """Indices (i, j, same) of named pairs, image k of a person being its k-th example in `names` order."""
+  members: dict[str, list[int]] = {}
+  for index, name in enumerate(names):
+    members.setdefault(str(name), []).append(index)
+  idx = np.zeros((len(pairs), 2), np.int64)
+  for row, (name_a, k_a, name_b, k_b) in enumerate(pairs):
+    for col, (name, k) in enumerate(((name_a, k_a), (name_b, k_b))):
+      if not 1 <= k <= len(members.get(name, ())):
+        raise ValueError(f"pair {row}: {name!r} image {k} is not among the {len(members.get(name, ()))} "
+                         f"images of that name")
+      idx[row, col] = members[name][k - 1]
+  same = np.array([a == b for a, _, b, _ in pairs])
+  return idx[:, 0], idx[:, 1], same
+
+
 def pair_distances(embeddings: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
   """Euclidean distance between embeddings[i] and embeddings[j], pair by pair."""
   return np.linalg.norm(np.asarray(embeddings)[i] - np.asarray(embeddings)[j], axis=-1)

@@ -18,6 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train_split, config.train_labels = "train", ()
   config.val_split, config.val_labels = "validation", ()
   config.test_split, config.test_labels = "test", ()
+  config.pairs_file = ""  # an LFW-style pairs file: verify its pairs (and folds); train on the people it omits
   config.augment = ()  # cnnjax.data.augment.build spec; the faces already vary pose and lighting
 
   config.loss = ml_collections.ConfigDict(dict(

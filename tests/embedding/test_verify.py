@@ -96,3 +96,23 @@ def test_bad_input_raises():
     verify.kfold_accuracy(np.arange(4.0), np.array([1, 0, 1, 0], bool), 10)
   with pytest.raises(ValueError, match="far must be"):
     verify.val_at_far(np.arange(4.0), np.array([1, 0, 1, 0], bool), 1.5)
+
+
+def test_pairs_file_protocol(tmp_path):
+  path = tmp_path / "pairs.txt"
+  path.write_text("2\t2\nAnn\t1\t2\nBob\t2\t3\nAnn\t1\tBob\t3\nBob\t1\tCy\t1\n"
+                  "Cy\t1\t2\nAnn\t2\t3\nCy\t2\tAnn\t1\nAnn\t3\tBob\t1\n")
+  pairs, folds = verify.read_pairs_file(str(path))
+  assert folds == 2 and len(pairs) == 8
+  assert pairs[0] == ("Ann", 1, "Ann", 2) and pairs[2] == ("Ann", 1, "Bob", 3)
+  names = np.array(["Bob", "Ann", "Cy", "Bob", "Ann", "Bob", "Cy", "Ann"])
+  i, j, same = verify.pairs_from_names(pairs, names)
+  # Ann is at 1, 4, 7; Bob at 0, 3, 5; Cy at 2, 6 (k-th image = k-th occurrence).
+  np.testing.assert_array_equal(i, [1, 3, 1, 0, 2, 4, 6, 7])
+  np.testing.assert_array_equal(j, [4, 5, 5, 2, 6, 7, 1, 0])
+  np.testing.assert_array_equal(same, [1, 1, 0, 0, 1, 1, 0, 0])
+  with pytest.raises(ValueError, match="'Cy' image 3 is not among the 2"):
+    verify.pairs_from_names([("Cy", 3, "Cy", 1)], names)
+  path.write_text("1\nAnn 1\n")
+  with pytest.raises(ValueError, match="expected 'name i j'"):
+    verify.read_pairs_file(str(path))

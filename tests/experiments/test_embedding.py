@@ -12,7 +12,7 @@ from cnnjax.data import sources
 from experiments import embedding as experiment
 from experiments.configs import embedding_default
 
-CONFIGS = ("default", "batch_all", "batch_hard", "random", "binary", "digits")
+CONFIGS = ("default", "batch_all", "batch_hard", "random", "binary", "digits", "lfw")
 REPORTED = ("verification_accuracy", "auc", "val_at_far_1e-3", "recognition_top1",
             "recognition_false_accept_rate")
 
@@ -69,14 +69,23 @@ def test_variants_on_digits(tmp_path, digits_dir, name):
   config = importlib.import_module(f"experiments.configs.embedding_{name}").get_config()
   config = _tiny(config, digits_dir)
   config.dataset = "digits"
-  for part, split, labels in (("train", "train", (0, 1, 2, 3, 4, 5)), ("val", "train", (6, 7, 8, 9)),
-                              ("test", "test", (6, 7, 8, 9))):
-    config[f"{part}_split"], config[f"{part}_labels"] = split, labels
-  results = experiment.run(config, str(tmp_path))
-  _check_results(results, str(tmp_path))
+  if name == "random":
+    for part, split, labels in (("train", "train", (0, 1, 2, 3, 4, 5)), ("val", "train", (6, 7, 8, 9)),
+                                ("test", "test", (6, 7, 8, 9))):
+      config[f"{part}_split"], config[f"{part}_labels"] = split, labels
+  else:
+    # The pairs protocol with digits as people: the file names 7, 8 and 9, so training keeps 0-6.
+    lines = ["2 3"] + 2 * ["7 1 2", "8 3 4", "9 5 6", "7 1 8 2", "8 3 9 4", "9 5 7 6"]
+    (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
+    config.pairs_file, config.n_folds = str(tmp_path / "pairs.txt"), 2
+    config.train_split = "train"
+    config.val_split = config.test_split = "test"
+  results = experiment.run(config, str(tmp_path / "work"))
+  _check_results(results, str(tmp_path / "work"))
   assert results["loss"] == name
   if name == "binary":
     assert 0.0 <= results["classifier_auc"] <= 1.0
+    assert results["recognition_enrolled"] == 2  # half of the three people the file names
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -87,9 +96,13 @@ def test_configs_are_consistent(name):
   assert (config.loss.name == "binary") == bool(config.model_kwargs.get("pair_head"))
 
 
-def test_bad_config_raises_before_training(tmp_path):
+def test_bad_config_raises_before_training(tmp_path, digits_dir):
   config = embedding_default.get_config()
   config.batch_size = 63
   with pytest.raises(ValueError, match="batch_size=63 must equal p \\* k"):
+    experiment.run(config, str(tmp_path))
+  config = _tiny(importlib.import_module("experiments.configs.embedding_digits").get_config(), digits_dir)
+  config.val_labels = (5, 6)
+  with pytest.raises(ValueError, match="identities .* are in training and in validation or test"):
     experiment.run(config, str(tmp_path))
   assert not os.listdir(tmp_path)
