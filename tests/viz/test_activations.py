@@ -37,7 +37,8 @@ def test_vgg_fields_match_gradient_support():
   fields = vgg_receptive_fields((2, 2, 3, 3, 3))
   x = jnp.full((1, 24, 24, 3), 0.5)
   for tap, (r, c) in (("relu1_2", (0, 3)), ("pool1", (2, 5)), ("relu2_1", (3, 1)), ("pool2", (2, 3))):
-    g = jax.grad(lambda im: vgg_features(params, im, [tap], pool="avg", preprocessing="caffe")[tap][0, r, c, 0])(x)
+    unit = lambda p, im: vgg_features(p, im, [tap], pool="avg", preprocessing="caffe")[tap][0, r, c, 0]
+    g = jax.jit(jax.grad(unit, argnums=1))(params, x)
     rows, cols = np.nonzero(np.abs(np.asarray(g[0])).sum(-1))
     rf = fields[tap]
     r0, c0 = rf.start + r * rf.jump, rf.start + c * rf.jump
