@@ -82,11 +82,17 @@ def make_embedder(model, preprocess, mesh, batch_size: int):
   def embed(state, images: np.ndarray) -> np.ndarray:
     n = len(images)
     padded = np.concatenate([images, np.repeat(images[:1], -n % batch_size, axis=0)])
-    chunks = ({"image": padded[s:s + batch_size]} for s in range(0, len(padded), batch_size))
+    chunks = ({"image": _process_share(padded[s:s + batch_size])} for s in range(0, len(padded), batch_size))
     out = [np.asarray(jax.device_get(step(state, b))) for b in pipeline.prefetch_to_mesh(chunks, mesh)]
     return np.concatenate(out)[:n]
 
   return embed
+
+
+def _process_share(rows: np.ndarray) -> np.ndarray:
+  """This process's contiguous slice of a global batch (all of it on one host)."""
+  share = len(rows) // jax.process_count()
+  return rows[jax.process_index() * share:(jax.process_index() + 1) * share]
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -116,8 +122,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return {"val_verification_accuracy": acc, "val_auc": embedding.roc(d, same)[2]}
 
   def batches(start_step: int):
-    return sampler.batches({"image": train_images, "label": train_labels}, start_step,
-                           with_triplets=config.loss.name == "random")
+    for batch in sampler.batches({"image": train_images, "label": train_labels}, start_step,
+                                 with_triplets=config.loss.name == "random"):
+      # Triplet indices stay global: the mesh reassembles the global batch they point into.
+      yield {k: _process_share(v) for k, v in batch.items()}
 
   state = train.fit(
       config, workdir, model=model,
