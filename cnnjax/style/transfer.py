@@ -42,7 +42,7 @@ class Result(NamedTuple):
   history: list  # dicts with step, content, style, tv, total
   initial: dict  # the costs of the starting image at full resolution
   final: dict  # the costs of the result at full resolution
-  steps_per_second: float
+  steps_per_second: float  # at the last (full) scale, compilation excluded
 
 
 def resize(image: jax.Array, hw: Sequence[int]) -> jax.Array:
@@ -102,7 +102,9 @@ def stylize(extract: Extractor, params: Any, content: np.ndarray, style: np.ndar
     start: a `State` saved by `on_checkpoint` to resume from.
     on_log: called with each history entry (every `log_every` steps and at the end).
   Returns:
-    the final image, the cost history and the optimizer steps per second.
+    the final image, the cost history, the costs of the starting and final
+    images at full resolution, and the optimizer steps per second at full
+    resolution (compilation excluded).
   """
   _check_args(content, style, optimizer, parameterization, scales, num_steps, style_layers, content_layer)
   orig_content = content
@@ -144,14 +146,14 @@ def stylize(extract: Extractor, params: Any, content: np.ndarray, style: np.ndar
     opt_state = fns.tx.init(z)
     if resumed:
       opt_state = jax.tree.unflatten(jax.tree.structure(opt_state), [jnp.asarray(l) for l in pending.opt_leaves])
-    pending = None
+    pending, timed_steps, timed_s = None, 0, 0.0  # the rate reported is the last (full) scale's
     if step_i % num_steps == 0 and not (history and history[-1]["step"] == step_i):
       log(z, targets)
     while step_i < end:
       t0 = time.perf_counter()
       z, opt_state, _ = step(z, opt_state, targets)
       jax.block_until_ready(z)
-      if step_i % num_steps:  # the first step of a level includes its compilation
+      if step_i % num_steps:  # the first step of a scale includes its compilation
         timed_steps, timed_s = timed_steps + 1, timed_s + time.perf_counter() - t0
       step_i += 1
       bar.update()
