@@ -144,6 +144,32 @@ def model_features_fn(model: nn.Module, variables: Mapping, layers: Sequence[str
   return call
 
 
+def what_units_see(model: nn.Module, variables: Mapping, source: Sequence[Mapping], fields: Mapping[str, ReceptiveField],
+                   *, units: Mapping[str, Sequence[int]] | None = None, k: int = 9, batch_size: int = 64,
+                   preprocess: Callable | None = None, plots_dir: str | None = None) -> dict[str, TopPatches]:
+  """Top-`k` patches of chosen units of a trained classifier over a random-access data source.
+
+  Args:
+    model, variables: the classifier (`model.apply(variables, x, train=False)`).
+    source: records with a uint8 `'image'` `[H, W, C]` (a `cnnjax.data.sources.load` split).
+    fields: receptive field per layer (submodule path), e.g. from `receptive_fields`.
+    preprocess: float images in [0, 1] -> model input (the training normalisation).
+    plots_dir: when given, writes `top_patches_<layer>.png` per layer and
+      `first_layer_filters.png` (the first 4-D kernel of the parameters).
+  """
+  features = model_features_fn(model, variables, list(fields), preprocess)
+  batches = (np.stack([np.asarray(source[i]["image"], np.float32) / 255.0
+                       for i in range(j, min(j + batch_size, len(source)))])
+             for j in range(0, len(source), batch_size))
+  top = top_activating_patches(features, batches, fields, units, k)
+  if plots_dir:
+    for layer, t in top.items():
+      plot_top_patches(t, layer, f"{plots_dir}/top_patches_{layer.replace('/', '_')}.png")
+    kernel = next(v for v in jax.tree_util.tree_leaves(variables["params"]) if np.ndim(v) == 4)
+    plot_first_layer_filters(kernel, f"{plots_dir}/first_layer_filters.png")
+  return top
+
+
 def plot_top_patches(top: TopPatches, layer: str, path: str | None = None) -> Figure:
   """One row per unit, its top patches left to right (each min-max scaled)."""
   u, k = top.values.shape

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from cnnjax.style.features import init_vgg_params, vgg_features
-from cnnjax.viz.activations import (ReceptiveField, crop, model_features_fn, plot_first_layer_filters,
-                                    plot_top_patches, receptive_fields, top_activating_patches,
-                                    vgg_receptive_fields)
+from cnnjax.viz.activations import (ReceptiveField, crop, model_features_fn, receptive_fields,
+                                    top_activating_patches, vgg_receptive_fields, what_units_see)
 
 
 def test_receptive_field_formula():
@@ -84,8 +83,12 @@ def test_top_patch_holds_the_maximum(tmp_path):
     np.testing.assert_allclose(t.patches[0, j].sum(), t.values[0, j], rtol=1e-5)
     assert t.values[0, j] == acts[t.image_index[0, j], ..., 0].max()
   assert np.all(np.diff(t.values, axis=1) <= 0)
-  plot_top_patches(t, "conv", str(tmp_path / "top.png"))
-  plot_first_layer_filters(kernel, str(tmp_path / "filters.png"))
-  assert (tmp_path / "top.png").stat().st_size > 0 and (tmp_path / "filters.png").stat().st_size > 0
+  # The same search from a data source of uint8 records, with the plots written.
+  source = [{"image": np.round(im * 255).astype(np.uint8), "label": 0} for im in images]
+  top2 = what_units_see(Tiny(), variables, source, {"conv": rf}, units={"conv": [0]}, k=2, batch_size=4,
+                        plots_dir=str(tmp_path))
+  assert top2["conv"].image_index.tolist() == [[7, 3]]
+  for name in ("top_patches_conv.png", "first_layer_filters.png"):
+    assert (tmp_path / name).stat().st_size > 0
   with pytest.raises(ValueError, match="units"):
     top_activating_patches(features, [images], {"conv": rf}, units={"conv": [5]})
