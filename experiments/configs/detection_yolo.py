@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_limit = 0  # evaluate on the first N test images; 0 = all
 
   config.model = "yolo_tiny"
-  config.model_kwargs = ml_collections.ConfigDict(dict(widths=(16, 32, 64, 128), deep=True))
+  config.model_kwargs = ml_collections.ConfigDict(dict(widths=(8, 16, 32, 64), deep=True))
   config.num_anchors = 3
   config.lambda_coord = 5.0
   config.lambda_noobj = 0.5
@@ -32,13 +32,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.batch_size = 32
   config.eval_batch_size = 100
-  config.num_steps = 1500
+  config.num_steps = 2000
   config.optimizer = ml_collections.ConfigDict(
-      dict(name="adam", learning_rate=2e-3, schedule="warmup_cosine", warmup_steps=100, weight_decay=0.0,
+      dict(name="adam", learning_rate=3e-3, schedule="warmup_cosine", warmup_steps=100, weight_decay=0.0,
            momentum=0.9))
   config.skip_nonfinite = False
   config.log_every = 50
-  config.eval_every = 0  # mAP at the end only (it takes seconds)
+  config.eval_every = 500  # test mAP every 500 steps (seconds each)
   config.checkpoint_every = 500
   config.keep_checkpoints = 2
   config.num_plot_images = 8
