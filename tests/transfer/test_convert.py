@@ -151,6 +151,14 @@ def test_shape_mismatch_names_path_and_shapes(tmp_path):
     check_shapes(params, expected)
 
 
+def test_pth_without_torch_is_a_clear_error(tmp_path, monkeypatch):
+  path = tmp_path / "vgg.pth"
+  path.write_bytes(b"")
+  monkeypatch.setitem(__import__("sys").modules, "torch", None)  # `import torch` now fails
+  with pytest.raises(ImportError, match="needs torch.*safetensors"):
+    load_vgg(str(path))
+
+
 def test_bad_files(tmp_path):
   with pytest.raises(ValueError, match="no such file"):
     load_vgg(str(tmp_path / "missing.pth"))
