@@ -103,11 +103,11 @@ def top_activating_patches(features_fn: Callable[[np.ndarray], Mapping[str, Any]
       arg, val = flat.argmax(axis=1), flat.max(axis=1)  # [N, U]
       state = best.setdefault(layer, [chosen, [[] for _ in chosen]])
       for u in range(len(chosen)):
-        cands = state[1][u] + [(float(val[i, u]), seen + i, divmod(int(arg[i, u]), w), None, i)
-                               for i in range(n)]
-        cands.sort(key=lambda t: -t[0])
-        state[1][u] = [(v, idx, pos, patch if patch is not None else crop(shown[i], rf, *pos), None)
-                       for v, idx, pos, patch, i in cands[:k]]
+        # Kept entries carry their patch; new ones their batch row, cropped only if they make the top k.
+        new = [(float(val[i, u]), seen + i, divmod(int(arg[i, u]), w), i) for i in range(n)]
+        merged = sorted(state[1][u] + new, key=lambda t: -t[0])[:k]
+        state[1][u] = [t if isinstance(t[3], np.ndarray) else (*t[:3], crop(shown[t[3]], rf, *t[2]))
+                       for t in merged]
     seen += len(images)
   return {layer: TopPatches(
       values=np.array([[t[0] for t in lst] for lst in tops]),
