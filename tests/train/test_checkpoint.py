@@ -76,3 +76,25 @@ def test_a_partial_save_is_never_restored(tmp_path):
 def test_bad_options():
   with pytest.raises(ValueError, match="keep_checkpoints=0"):
     Checkpointer("/tmp/unused", keep=0)
+
+
+def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  directory = tmp_path / "checkpoints"
+  worker = os.path.join(os.path.dirname(__file__), "save_victim.py")
+  proc = subprocess.Popen([sys.executable, worker, str(directory)], stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.stdout.readline().strip() == "saved 1"
+  deadline = time.time() + 120
+  while not any("tmp" in d for d in os.listdir(directory)):  # the second save has begun
+    assert proc.poll() is None and time.time() < deadline, "the second save never started"
+    time.sleep(0.01)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert "2" not in os.listdir(directory), "the killed save must not look complete"
+  restored = Checkpointer(str(directory)).restore({"w": jnp.zeros((1000,))})
+  np.testing.assert_array_equal(restored["w"], np.ones(1000))
