@@ -8,14 +8,17 @@ images and step counts. Run by hand (no variable) a notebook uses its full setti
 The kernel: a `python3` kernelspec pointing at `sys.executable` is written into a
 temporary directory put first on `JUPYTER_PATH`, so the notebooks run in this
 interpreter (this venv) even where no user kernelspec exists (a fresh CI venv).
-Notebooks run with cwd = a temporary directory and the Agg matplotlib backend;
+Notebooks run with cwd and TMPDIR in the test's tmp_path and the Agg matplotlib backend;
 300 s per notebook at most. Independent tests, so `pytest -n 2` spreads them.
 """
 
+import contextlib
 import json
 import os
 import pathlib
+import signal
 import sys
+import threading
 
 import nbformat
 import pytest
@@ -23,6 +26,26 @@ from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+TIMEOUT_S = 300  # per notebook
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+  """Raises TimeoutError in the main thread after `seconds` (no-op where SIGALRM is unavailable)."""
+  if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def expire(signum, frame):
+    raise TimeoutError(f"notebook still running after {seconds} s")
+
+  previous = signal.signal(signal.SIGALRM, expire)
+  signal.alarm(seconds)
+  try:
+    yield
+  finally:
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -36,6 +59,8 @@ def kernel_env(tmp_path, monkeypatch):
   monkeypatch.setenv("CNNJAX_NOTEBOOK_SMALL", "1")
   monkeypatch.setenv("MPLBACKEND", "Agg")
   monkeypatch.setenv("JAX_PLATFORMS", os.environ.get("JAX_PLATFORMS", "cpu"))
+  (tmp_path / "tmp").mkdir()
+  monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the notebooks' tempfile workdirs go away with tmp_path
   return tmp_path
 
 
@@ -54,7 +79,9 @@ def test_notebook_runs_at_small_setting(path, kernel_env):
   nb = nbformat.read(path, as_version=4)
   workdir = kernel_env / "run"
   workdir.mkdir()
-  client = NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(workdir)}})
-  client.execute()
+  client = NotebookClient(nb, kernel_name="python3", timeout=TIMEOUT_S, startup_timeout=120,
+                          resources={"metadata": {"path": str(workdir)}})
+  with deadline(TIMEOUT_S):
+    client.execute()
   errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
   assert not errors
