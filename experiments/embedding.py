@@ -147,13 +147,20 @@ def report(config, workdir: str, state, emb: dict, pairs: dict) -> dict:
   """Verification and recognition figures on the test identities (threshold from validation), and plots."""
   (val_e, _), (test_e, test_y) = emb["val"], emb["test"]
   vi, vj, v_same = pairs["val"]
-  threshold, _ = embedding.best_threshold(embedding.pair_distances(val_e, vi, vj), v_same)
+  val_d = embedding.pair_distances(val_e, vi, vj)
+  threshold, _ = embedding.best_threshold(val_d, v_same)
+  # Open-set recognition compares a probe with every enrolled person, so a pair-accuracy threshold
+  # lets strangers in; the strict one keeps the validation pair FAR at config.recognition_far.
+  strict = embedding.val_at_far(val_d, v_same, config.recognition_far)[2]
   i, j, same = pairs["test"]
   d = embedding.pair_distances(test_e, i, j)
   results = embedding.verification_report(d, same, config.n_folds)
-  results["val_threshold"] = threshold
-  results.update(embedding.one_shot_recognition(test_e, test_y, threshold=threshold,
-                                                enrolled_fraction=config.enrolled_fraction, seed=config.seed))
+  for prefix, t in (("", threshold), ("strict_", strict)):
+    results[f"{prefix}val_threshold"] = t
+    recognition = embedding.one_shot_recognition(test_e, test_y, threshold=t, seed=config.seed,
+                                                 enrolled_fraction=config.enrolled_fraction)
+    results.update({k.replace("recognition_", f"recognition_{prefix}"): v for k, v in recognition.items()
+                    if not prefix or k in ("recognition_top1", "recognition_false_accept_rate")})
   if config.model_kwargs.get("pair_head"):
     # The learned verifier: a higher logit means 'same', so its negation ranks like a distance.
     head = PairHead(config.model_kwargs.pair_head)

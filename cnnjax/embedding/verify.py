@@ -152,7 +152,7 @@ def verification_report(distances: np.ndarray, same: np.ndarray, n_folds: int = 
   _, _, auc = roc(distances, same)
   val, far, _ = val_at_far(distances, same, 1e-3)
   return {"verification_accuracy": acc, "verification_accuracy_std": std, "auc": auc,
-          "val_at_far_1e-3": val, "far_at_val_threshold": far}
+          "val_at_far_1e-3": val, "achieved_far_1e-3": far}
 
 
 def recognize(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray,

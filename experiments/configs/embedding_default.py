@@ -37,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.test_pairs = 6000  # test pairs (half same identity), split into n_folds folds
   config.n_folds = 10
   config.enrolled_fraction = 0.5  # test people enrolled with one image; the others are 'unknown'
+  config.recognition_far = 1e-3  # pair FAR on validation that sets the strict recognition threshold
   config.projection = "pca"  # pca | tsne
   config.eval_batch_size = 400
 

@@ -28,7 +28,7 @@ def test_separable_distances_give_perfect_scores():
   assert acc == 1.0 and 0.3 < t < 0.5
   report = verify.verification_report(np.tile(d, 5), np.tile(same, 5), n_folds=5)
   assert report["verification_accuracy"] == 1.0 and report["auc"] == 1.0
-  assert report["val_at_far_1e-3"] == 1.0 and report["far_at_val_threshold"] == 0.0
+  assert report["val_at_far_1e-3"] == 1.0 and report["achieved_far_1e-3"] == 0.0
 
 
 def test_kfold_accuracy_matches_brute_force_on_overlapping_distances():

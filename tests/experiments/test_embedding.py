@@ -14,7 +14,7 @@ from experiments.configs import embedding_default
 
 CONFIGS = ("default", "batch_all", "batch_hard", "random", "binary", "digits", "lfw")
 REPORTED = ("verification_accuracy", "auc", "val_at_far_1e-3", "recognition_top1",
-            "recognition_false_accept_rate")
+            "recognition_false_accept_rate", "recognition_strict_top1", "recognition_strict_false_accept_rate")
 
 
 def _tiny(config, data_dir):
@@ -47,6 +47,7 @@ def test_default_run_on_synthetic_faces(tmp_path):
   results = experiment.run(config, str(tmp_path / "work"))
   _check_results(results, str(tmp_path / "work"))
   assert results["loss"] == "semihard" and results["recognition_enrolled"] == 50
+  assert results["strict_val_threshold"] <= results["val_threshold"]
   # The generated dataset: 400 / 100 / 100 identities, 12 images each, no identity in two splits.
   ids = {}
   for split, count in (("train", 400), ("validation", 100), ("test", 100)):
