@@ -56,23 +56,28 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
         train_source, config.batch_size, seed=config.seed, start_step=start_step, transform=transform, **process
     )
 
-  evaluate = classify.make_evaluator(
-      lambda: pipeline.eval_batches(eval_source, config.eval_batch_size, transform=transform, **process),
-      mesh,
-      classify.make_preprocess(mean, std, dtype),
-  )
+  preprocess = classify.make_preprocess(mean, std, dtype)
   init_variables, tx = _transfer(config, model, next(batches(0))["image"])
-  train.fit(
-      config,
-      workdir,
+  inputs = dict(
       model=model,
-      loss_fn=classify.cross_entropy_loss(num_classes, label_smoothing=config.label_smoothing,
-                                          aux_weight=config.aux_weight),
       batches=batches,
-      eval_fn=evaluate,
+      eval_fn=classify.make_evaluator(
+          lambda: pipeline.eval_batches(eval_source, config.eval_batch_size, transform=transform, **process),
+          mesh,
+          preprocess,
+      ),
       augment_fn=classify.make_augment_fn(mean, std, config.augment, dtype),
       init_variables=init_variables,
       tx=tx,
+  )
+  if config.transfer.cached_head:
+    inputs = _on_cached_features(config, model, init_variables, train_source, eval_source, preprocess, num_classes)
+  train.fit(
+      config,
+      workdir,
+      loss_fn=classify.cross_entropy_loss(num_classes, label_smoothing=config.label_smoothing,
+                                          aux_weight=config.aux_weight),
+      **inputs,
   )
   final = train.final_metrics(workdir)
   results = {
@@ -89,6 +94,29 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _count_params(model, images) -> int:
   shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(images[:1].shape), train=False))
   return models.count_params(shapes["params"])
+
+
+def _on_cached_features(config, model, variables, train_source, eval_source, preprocess, num_classes) -> dict:
+  """`fit` inputs that train only the head, on features the frozen trunk computes once per split."""
+  if variables is None:
+    raise ValueError("config.transfer.cached_head needs config.transfer.init_from (a trained trunk)")
+  process = dict(process_index=jax.process_index(), process_count=jax.process_count())
+  head = config.transfer.cached_head
+  train_features, eval_features = (
+      transfer.cached_features(model, variables, source, head=head, preprocess=preprocess)
+      for source in (train_source, eval_source)
+  )
+  return dict(
+      model=transfer.LinearHead(num_classes),
+      batches=lambda start: pipeline.batches(
+          train_features, config.batch_size, seed=config.seed, start_step=start, **process
+      ),
+      eval_fn=classify.make_evaluator(
+          lambda: pipeline.eval_batches(eval_features, config.eval_batch_size, **process),
+          parallel.data_mesh(),
+          lambda batch: batch,
+      ),
+  )
 
 
 def _transfer(config, model, images):

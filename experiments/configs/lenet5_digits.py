@@ -39,8 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_mode = "max"
 
   config.transfer = ml_collections.ConfigDict(
-      dict(init_from="", reinit=(), freeze=(), freeze_stages=0)
-  )  # init_from: a workdir whose latest checkpoint starts this run
+      dict(init_from="", reinit=(), freeze=(), freeze_stages=0, cached_head="")
+  )  # init_from: a workdir whose latest checkpoint starts this run; cached_head: train only that
+  # submodule (e.g. 'fc3') on features the frozen trunk computes once
   config.distributed = ml_collections.ConfigDict(
       dict(coordinator_address="", num_processes=0, process_id=-1)
   )  # several hosts; also read from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID

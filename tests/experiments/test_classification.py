@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnjax import models, train
+from cnnjax import models, train, transfer
+from cnnjax.train import classify
 from experiments import classification
 from experiments.configs import catalog, lenet5_digits, resnet_depth, transfer_digits
 
@@ -37,10 +38,10 @@ def test_default_run_learns_and_reports(tmp_path):
 
 def test_transfer_variants_run_in_order_and_compare(tmp_path):
   config = small(transfer_digits.get_config(), steps=20)
-  config.variant_names = ("pretrain", "frozen")  # finetune and scratch use the same mechanism
-  config.variants.frozen.num_steps = 10
+  config.variant_names = ("pretrain", "frozen", "cached")  # finetune and scratch use the same mechanism
+  config.variants.frozen.num_steps = config.variants.cached.num_steps = 10
   results = classification.run(config, str(tmp_path))
-  assert list(results) == ["pretrain", "frozen"]
+  assert list(results) == ["pretrain", "frozen", "cached"]
   pretrained = train.load_variables(str(tmp_path / "pretrain"))["params"]
   frozen = train.load_variables(str(tmp_path / "frozen"))["params"]
   for layer in ("conv1", "conv2", "fc1", "fc2"):
@@ -48,6 +49,19 @@ def test_transfer_variants_run_in_order_and_compare(tmp_path):
   assert frozen["fc3"]["kernel"].shape == (84, 5)
   assert os.path.exists(tmp_path / "plots" / "test_accuracy.png")
   assert "frozen/test_accuracy" in json.load(open(tmp_path / "results.json"))
+
+  # The head trained on cached features, put back on the frozen trunk, scores what the run reported.
+  variant = config.copy_and_resolve_references()
+  variant.update_from_flattened_dict({"classes": (5, 6, 7, 8, 9), "examples_per_class": 10})
+  source = classification.load_split(variant, "test")
+  head = train.load_variables(str(tmp_path / "cached"))["params"]
+  full = transfer.splice_head({"params": pretrained}, head, "fc3")
+  model = models.create("lenet5", num_classes=5)
+  mean, std = classify.channel_stats(classification.load_split(variant, "train"))
+  images = classify.make_preprocess(mean, std)({"image": np.stack([r["image"] for r in source])})["image"]
+  labels = np.array([r["label"] for r in source])
+  accuracy = np.mean(np.argmax(model.apply(full, images), -1) == labels)
+  assert accuracy == pytest.approx(results["cached"]["test_accuracy"], abs=1e-6)
 
 
 def test_depth_config_compares_plain_and_residual_nets():
