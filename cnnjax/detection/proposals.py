@@ -100,12 +100,16 @@ def pad_proposals(boxes: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encode_deltas(proposals: jax.Array, targets: jax.Array) -> jax.Array:
-  """R-CNN box regression targets: (dx, dy) = centre offset / proposal size, (dw, dh) = log size ratio."""
+  """R-CNN box regression targets: (dx, dy) = centre offset / proposal size, (dw, dh) = log size ratio.
+
+  NumPy in, NumPy out (host-side labelling); JAX arrays (and tracers) in, JAX out.
+  """
+  xp = jnp if isinstance(proposals, jax.Array) or isinstance(targets, jax.Array) else np
   pw, ph = proposals[..., 2] - proposals[..., 0], proposals[..., 3] - proposals[..., 1]
   tw, th = targets[..., 2] - targets[..., 0], targets[..., 3] - targets[..., 1]
   dx = ((targets[..., 0] + targets[..., 2]) - (proposals[..., 0] + proposals[..., 2])) / (2 * pw)
   dy = ((targets[..., 1] + targets[..., 3]) - (proposals[..., 1] + proposals[..., 3])) / (2 * ph)
-  return jnp.stack([dx, dy, jnp.log(tw / pw), jnp.log(th / ph)], -1)
+  return xp.stack([dx, dy, xp.log(tw / pw), xp.log(th / ph)], -1)
 
 
 def decode_deltas(proposals: jax.Array, deltas: jax.Array) -> jax.Array:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cnnjax.detection.boxes import batched_nms, box_iou
+from cnnjax.detection.boxes import batched_nms
 from cnnjax.detection.proposals import crop_and_resize, decode_deltas, encode_deltas, roi_max_pool
 
 
@@ -88,10 +88,16 @@ def label_proposals(proposals: np.ndarray, boxes: np.ndarray, classes: np.ndarra
   """
   if len(boxes) == 0:
     return np.zeros(len(proposals), np.int32), np.zeros((len(proposals), 4), np.float32), np.zeros(len(proposals))
-  iou = np.asarray(box_iou(proposals, boxes))
+  proposals, boxes = np.asarray(proposals, np.float64), np.asarray(boxes, np.float64)
+  # NumPy, not box_iou: called per image with varying shapes, where jnp would recompile each time.
+  lt = np.maximum(proposals[:, None, :2], boxes[None, :, :2])
+  rb = np.minimum(proposals[:, None, 2:], boxes[None, :, 2:])
+  inter = np.prod(np.clip(rb - lt, 0, None), -1)
+  area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+  iou = inter / (area(proposals)[:, None] + area(boxes)[None] - inter)
   best, arg = iou.max(1), iou.argmax(1)
   labels = np.where(best >= fg_iou, np.asarray(classes)[arg] + 1, np.where(best < bg_iou, 0, -1)).astype(np.int32)
-  deltas = np.asarray(encode_deltas(jnp.asarray(proposals), jnp.asarray(boxes)[arg]), np.float32)
+  deltas = encode_deltas(proposals, boxes[arg]).astype(np.float32)
   return labels, np.where(labels[:, None] > 0, deltas, 0.0).astype(np.float32), best
 
 
