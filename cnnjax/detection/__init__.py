@@ -6,4 +6,6 @@ from cnnjax.detection.boxes import (batched_nms, box_area, box_convert, box_iou,
 from cnnjax.detection.decode import decode, decode_boxes, detect, detect_batch
 from cnnjax.detection.evaluate import evaluate_detections
 from cnnjax.detection.losses import landmark_loss, localization_loss, yolo_loss
+from cnnjax.detection.proposals import crop_and_resize, decode_deltas, encode_deltas, roi_max_pool, selective_search
+from cnnjax.detection.sliding_window import conv_window_scores, fc_to_conv, naive_window_scores
 from cnnjax.detection.targets import encode_yolo_targets

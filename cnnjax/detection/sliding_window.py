@@ -118,6 +118,16 @@ def naive_window_scores(model: WindowClassifier, variables: dict, images: jnp.nd
   return logits.reshape(n, rows, cols, -1)
 
 
+def conv_window_scores(model: WindowClassifier, variables: dict, images: jnp.ndarray, window: int) -> jnp.ndarray:
+  """Every window's logits in one pass of the convolutional form of `model`: `(N, nH, nW, classes)`.
+
+  Same windows (stride 2**len(model.features)) and values as `naive_window_scores`.
+  """
+  conv = ConvWindowClassifier(model.num_classes, model.features, model.kernel, model.hidden, window, model.dtype)
+  params = fc_to_conv(variables["params"], window, model.features, model.kernel)
+  return conv.apply({"params": params}, images)
+
+
 def window_detections(logits: jnp.ndarray, window: int, stride: int, image_size: Sequence[int], *,
                       score_threshold: float, iou_threshold: float, max_detections: int) -> dict:
   """Fixed-size detections of one image from window logits `(nH, nW, classes)`, class 0 = background.

@@ -30,6 +30,7 @@ def test_fc_to_conv_gives_every_window_the_naive_prediction(trained_like):
   conv_model = sw.ConvWindowClassifier(4, window=WINDOW, **KW)
   conv_params = sw.fc_to_conv(variables["params"], WINDOW, KW["features"], KW["kernel"])
   conv = jax.jit(conv_model.apply)({"params": conv_params}, images)
+  np.testing.assert_allclose(sw.conv_window_scores(model, variables, images, WINDOW), conv, atol=1e-6)
   assert naive.shape == conv.shape == (2, 4, 3, 4)  # rows (30-18)//4+1, cols (27-18)//4+1
   np.testing.assert_allclose(conv, naive, atol=1e-5)
   # The naive detector is the classifier on a hand-made crop.

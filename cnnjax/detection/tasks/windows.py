@@ -15,17 +15,20 @@ from cnnjax.detection.boxes import batched_nms
 from cnnjax.detection.tasks import common
 
 
+def window_model(config: ml_collections.ConfigDict, num_classes: int) -> sw.WindowClassifier:
+  """The crop classifier: `num_classes` objects plus background (class 0)."""
+  return sw.WindowClassifier(num_classes + 1, features=tuple(config.window_features), kernel=config.window_kernel,
+                             hidden=tuple(config.window_hidden))
+
+
 def make_detectors(config: ml_collections.ConfigDict, num_classes: int, variables: dict):
   """`(naive, convolutional)` jitted detectors: uint8 images `(N, H, W, 3)` -> window logits per scale.
 
   Both return a list (one entry per `config.scales`) of `(N, nH, nW, num_classes + 1)`
   logits; the benchmark times them against each other.
   """
-  kw = dict(features=tuple(config.window_features), kernel=config.window_kernel, hidden=tuple(config.window_hidden))
-  crop_model = sw.WindowClassifier(num_classes + 1, **kw)
-  conv_model = sw.ConvWindowClassifier(num_classes + 1, window=config.window, **kw)
-  conv_vars = {"params": sw.fc_to_conv(variables["params"], config.window, kw["features"], kw["kernel"])}
-  stride = 2 ** len(kw["features"])
+  model = window_model(config, num_classes)
+  stride = 2 ** len(model.features)
 
   def rescale(images, scale):
     x = inputs.to_float(images)
@@ -34,12 +37,12 @@ def make_detectors(config: ml_collections.ConfigDict, num_classes: int, variable
 
   @jax.jit
   def naive(images):
-    return [sw.naive_window_scores(crop_model, variables, rescale(images, s), config.window, stride)
+    return [sw.naive_window_scores(model, variables, rescale(images, s), config.window, stride)
             for s in config.scales]
 
   @jax.jit
   def convolutional(images):
-    return [conv_model.apply(conv_vars, rescale(images, s)) for s in config.scales]
+    return [sw.conv_window_scores(model, variables, rescale(images, s), config.window) for s in config.scales]
 
   return naive, convolutional
 
@@ -75,8 +78,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_source, test_source, class_names = common.detection_sources(config)
   test_source = common.limited(test_source, config.eval_limit)
   crops = sw.make_window_crops(train_source, config.window, config.num_crops, seed=config.seed)
-  model = sw.WindowClassifier(len(class_names) + 1, features=tuple(config.window_features),
-                              kernel=config.window_kernel, hidden=tuple(config.window_hidden))
+  model = window_model(config, len(class_names))
 
   def batches(start_step: int):
     return pipeline.batches(crops, config.batch_size, seed=config.seed, start_step=start_step,

@@ -44,8 +44,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   test_source = common.limited(test_source, config.eval_limit)
   wh = train_wh(train_source)
   anchors, anchor_iou = kmeans_anchors(wh, config.num_anchors, seed=config.seed)
-  plot_iou_vs_k(os.path.join(workdir, "plots", "anchors_iou_vs_k.png"),
-                mean_iou_vs_k(wh, range(1, config.num_anchors + 3), seed=config.seed))
+  iou_vs_k = mean_iou_vs_k(wh, range(1, config.num_anchors + 3), seed=config.seed)
+  plot_iou_vs_k(os.path.join(workdir, "plots", "anchors_iou_vs_k.png"), iou_vs_k)
   model = models.create(config.model, num_classes=len(class_names), num_anchors=config.num_anchors,
                         dtype=jnp.dtype(config.dtype), **config.model_kwargs)
   pad = functools.partial(inputs.pad_objects, max_objects=config.max_objects)
@@ -83,6 +83,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "task": "yolo", "model": config.model, "dataset": config.dataset,
       "num_params": models.count_params(variables["params"]),
       "anchors": anchors.tolist(), "anchor_mean_iou": anchor_iou,
+      **{f"anchor_mean_iou_k{k}": v for k, v in iou_vs_k.items()},
       **metrics, "images_per_s": images_per_s,
       **{k: final[k] for k in ("train_time_s", "train_images_per_s") if k in final},
   }
