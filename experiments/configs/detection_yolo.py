@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.batch_size = 32
   config.eval_batch_size = 100
-  config.num_steps = 2000
+  config.num_steps = 800
   config.optimizer = ml_collections.ConfigDict(
       dict(name="adam", learning_rate=3e-3, schedule="warmup_cosine", warmup_steps=100, weight_decay=0.0,
            momentum=0.9))
