@@ -4,6 +4,7 @@ import os
 import time
 from typing import Callable, Sequence
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -47,6 +48,23 @@ class _Prefix(Sequence):
     if not 0 <= i < self._n:
       raise IndexError(i)
     return self._source[i]
+
+
+def once_per_step(fn: Callable) -> Callable:
+  """Wraps `fn(state)` so a second call at the same step returns the first result.
+
+  `fit` evaluates at the last step; the task then reports from the same evaluation.
+  """
+  cache = {}
+
+  def wrapped(state):
+    step = int(jax.device_get(state.step))
+    if step not in cache:
+      cache.clear()
+      cache[step] = fn(state)
+    return cache[step]
+
+  return wrapped
 
 
 def image_only(record: dict) -> dict:

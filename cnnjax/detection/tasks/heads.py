@@ -67,6 +67,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   apply = jax.jit(lambda v, images: model.apply(v, inputs.to_float(images).astype(jnp.dtype(config.dtype))))
   size = shapes_single.IMAGE_SIZE
 
+  @common.once_per_step
   def measure(state):
     variables = jax.device_get(state.variables)
     rows, images_per_s = common.predict_all(

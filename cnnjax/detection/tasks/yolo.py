@@ -65,19 +65,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   predict = make_predict(model, anchors, config)
 
+  @common.once_per_step
   def evaluate(state):
     variables = jax.device_get(state.variables)
-    dets, _ = common.predict_all(lambda b: predict(variables, b["image"]), test_source, config.eval_batch_size)
-    metrics = common.score_and_draw(workdir, "detections", test_source, dets, class_names, 0, config.image_size)
-    return {"test_map50": metrics["map50"], "test_map50_95": metrics["map50_95"]}
+    dets, images_per_s = common.predict_all(lambda b: predict(variables, b["image"]), test_source,
+                                            config.eval_batch_size)
+    metrics = common.score_and_draw(workdir, "detections", test_source, dets, class_names, config.num_plot_images,
+                                    config.image_size)
+    return metrics, images_per_s
 
-  state = train.fit(config, workdir, model=model, loss_fn=loss_fn, batches=batches, eval_fn=evaluate,
-                    augment_fn=augment_fn)
+  state = train.fit(config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn,
+                    eval_fn=lambda s: {f"test_{k}": evaluate(s)[0][k] for k in ("map50", "map50_95")})
+  metrics, images_per_s = evaluate(state)
   variables = jax.device_get(state.variables)
-  dets, images_per_s = common.predict_all(lambda b: predict(variables, b["image"]), test_source,
-                                          config.eval_batch_size)
-  metrics = common.score_and_draw(workdir, "detections", test_source, dets, class_names, config.num_plot_images,
-                                  config.image_size)
   final = train.final_metrics(workdir)
   return {
       "task": "yolo", "model": config.model, "dataset": config.dataset,
