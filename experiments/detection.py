@@ -2,6 +2,8 @@
 
   python -m experiments.detection --workdir=/tmp/yolo
   python -m experiments.detection --config=experiments/configs/detection_fast_rcnn.py --workdir=/tmp/frcnn
+  python -m experiments.detection --workdir=/tmp/voc --config.dataset=voc/2007 --config.data_dir=DIR \
+      --config.max_objects=42   # a VOC prepared in DIR (array_record), mapped to the shapes layout
 
 `config.task` picks the runner in `cnnjax.detection.tasks`; each trains with
 `cnnjax.train.fit` and reports mAP@0.5, mAP@0.5:0.95 and images/s (the
