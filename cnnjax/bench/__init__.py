@@ -1,0 +1,1 @@
+"""Benchmark building blocks: interleaved timing, peak memory, and the cnnjax workloads users run."""

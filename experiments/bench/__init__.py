@@ -1,0 +1,1 @@
+"""Benchmark internals: the PyTorch twins (torch imported only here) and the per-process worker."""

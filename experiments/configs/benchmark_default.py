@@ -1,0 +1,29 @@
+"""Benchmark on this CPU: LeNet-5 and ResNet-20 on 1, 2 and 4 host devices, NMS, the style step, vs PyTorch."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.devices = (1, 2, 4)  # host device counts on the CPU (one process each); accelerators use 1, 2, 4.. of all
+  c.models = ml_collections.ConfigDict({
+      "lenet5": {"image_shape": (32, 32, 1), "batch_sizes": (256,)},
+      "resnet20": {"image_shape": (32, 32, 3), "batch_sizes": (128,)},
+      "resnet50": {"image_shape": (224, 224, 3), "batch_sizes": (256,)},
+  })
+  c.model_names = ("lenet5", "resnet20")  # which of `models` to run
+  c.dtypes = ("float32",)  # compute dtypes; parameters stay float32
+  c.num_classes = 10
+  c.learning_rate = 0.01  # SGD with momentum, the same in both frameworks
+  c.momentum = 0.9
+  c.warmup = 1  # untimed steps after the compiling one
+  c.steps = 5  # timed steps; medians are reported
+  c.fed_steps = 0  # >0: also time train steps fed from the host through prefetch_to_mesh
+  c.torch = True  # compare with the PyTorch twins where torch is installed (and sees the accelerator)
+  c.torch_formats = ("nchw",)  # PyTorch memory formats to time: 'nchw' (default) and/or 'nhwc' (channels_last)
+  c.nms = ml_collections.ConfigDict({"num_boxes": (100, 1000, 4000), "iou_threshold": 0.5, "steps": 5})
+  c.style = ml_collections.ConfigDict({"enabled": True, "image_size": 128, "arch": "vgg19",
+                                       "widths": (64, 128, 256, 512, 512), "dtype": "float32", "steps": 5})
+  c.worker_timeout_s = 1800
+  return c

@@ -1,0 +1,122 @@
+"""The benchmark: PyTorch twins compute what cnnjax computes, timing helpers, and a tiny end-to-end run."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import torch
+
+from cnnjax import models
+from cnnjax.bench import timing, workloads
+from experiments import benchmark
+from experiments.bench import torch_twins
+from experiments.configs import benchmark_default
+
+
+@pytest.fixture(scope="module")
+def lenet():
+  # momentum=0: the next update is -lr * grad, so one torch step from the same parameters must match.
+  return workloads.Classifier("lenet5", batch_size=4, image_shape=(32, 32, 1), momentum=0.0,
+                              devices=jax.devices()[:1])
+
+
+def _twin(name, image_shape, variables):
+  params, stats = jax.device_get((variables["params"], variables.get("batch_stats", {})))
+  return torch_twins.load_flax_variables(torch_twins.create(name, image_shape=image_shape, num_classes=10),
+                                         params, stats)
+
+
+def test_lenet_twin_takes_the_same_train_step(lenet):
+  twin = _twin("lenet5", (32, 32, 1), lenet.state.variables)
+  steps = torch_twins.ClassifierSteps(twin, lenet.host_batch["image"], lenet.host_batch["label"],
+                                      learning_rate=0.01, momentum=0.0)
+  steps.train_step()
+  lenet.train_step()
+  np.testing.assert_allclose(float(steps.loss), float(lenet.metrics["loss"]), rtol=1e-5)
+  params = jax.device_get(lenet.state.params)
+  np.testing.assert_allclose(twin.conv1.weight.detach().numpy(),
+                             params["conv1"]["kernel"].transpose(3, 2, 0, 1), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(twin.fc1.weight.detach().numpy(), params["fc1"]["kernel"].T, rtol=1e-4, atol=1e-6)
+
+
+def test_resnet_twin_computes_the_same_training_forward_pass():
+  model = models.create("resnet20", num_classes=10)
+  x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+  variables = model.init(jax.random.key(0), x)
+  logits, _ = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(variables, x)
+  twin = _twin("resnet20", (8, 8, 3), variables).train()
+  with torch.no_grad():
+    out = twin(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+  np.testing.assert_allclose(out, np.asarray(logits), rtol=1e-4, atol=1e-5)
+
+
+def test_style_twin_gives_the_same_cost_and_step():
+  w = workloads.StyleStep(image_size=16, widths=(4, 8, 8, 8, 8), style_layers={"relu1_1": 0.5, "relu3_1": 0.5},
+                          content_layer="relu2_1")
+  twin = torch_twins.StyleSteps(jax.device_get(w.params), w.content, w.style, content_layer=w.content_layer,
+                                style_layers=w.style_layers, alpha=1.0, beta=1e3, learning_rate=0.01)
+  twin.step()  # cnnjax took its first step while compiling, from the same image
+  np.testing.assert_allclose(float(twin.value), float(w.value), rtol=1e-5)
+  np.testing.assert_allclose(twin.image.detach().numpy(), np.asarray(w.image), atol=1e-6)
+
+
+def test_twin_loading_rejects_a_mismatched_tree():
+  params = {"conv1": {"kernel": np.zeros((5, 5, 1, 6)), "bias": np.zeros(6)}}
+  with pytest.raises(ValueError, match="parameter names differ"):
+    torch_twins.load_flax_variables(torch_twins.create("lenet5", image_shape=(32, 32, 1), num_classes=10), params)
+  with pytest.raises(ValueError, match="no PyTorch twin"):
+    torch_twins.create("alexnet", image_shape=(32, 32, 3), num_classes=10)
+
+
+def test_time_interleaved_takes_turns_and_checks_arguments():
+  calls = []
+  out = timing.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, steps=3, warmup=1)
+  assert calls == ["a", "b"] + ["a", "b"] * 3
+  assert len(out["a"]["times_s"]) == 3 and out["a"]["min_s"] <= out["a"]["median_s"]
+  with pytest.raises(ValueError, match="steps=0"):
+    timing.time_interleaved({"a": lambda: None}, steps=0)
+  assert timing.peak_memory()["bytes"] > 0
+
+
+def test_nms_workload_keeps_what_nms_keeps():
+  w = workloads.NMS(64, iou_threshold=0.5)
+  keep = np.asarray(w.keep)
+  kept = keep[keep >= 0]
+  boxes = np.asarray(w.boxes)[kept]
+  # Kept boxes overlap each other by at most the threshold.
+  lt, rb = np.maximum(boxes[:, None, :2], boxes[None, :, :2]), np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+  inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+  area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=-1)
+  iou = inter / (area[:, None] + area[None, :] - inter)
+  assert np.all(iou[~np.eye(len(kept), dtype=bool)] <= 0.5)
+
+
+def test_config_errors_name_the_field():
+  config = benchmark_default.get_config()
+  config.model_names = ("nope",)
+  with pytest.raises(ValueError, match="config.model_names"):
+    benchmark.run(config, "/nonexistent")
+  config = benchmark_default.get_config()
+  config.devices = (0,)
+  with pytest.raises(ValueError, match="config.devices"):
+    benchmark.run(config, "/nonexistent")
+
+
+def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
+  config = benchmark_default.get_config()
+  config.devices, config.model_names, config.steps, config.warmup = (1, 2), ("lenet5",), 2, 0
+  config.models.lenet5.image_shape, config.models.lenet5.batch_sizes = (16, 16, 1), (4,)
+  config.nms.num_boxes, config.nms.steps, config.style.enabled = (16,), 2, False  # style: tested above
+  results = benchmark.run(config, str(tmp_path))
+  rows = results["classifiers"]
+  assert [r["devices"] for r in rows] == [1, 2]
+  assert rows[0]["scaling_efficiency"] == pytest.approx(1.0)
+  assert rows[0]["ratio_train_torch_nchw"] > 0 and "ratio_train_torch_nchw" not in rows[1]
+  assert rows[0]["torch_nchw_loss_rel_diff"] < 1e-5  # the twin started from the same weights and batch
+  assert all(r["train_images_per_s"] > 0 and r["peak_memory_bytes"] > 0 for r in rows)
+  assert [r["num_boxes"] for r in results["nms"]] == [16] and results["style"] is None
+  assert json.loads((tmp_path / "results.json").read_text())["classifiers"][1]["devices"] == 2
+  table = (tmp_path / "benchmark.md").read_text()
+  assert "| lenet5 | 16x16x1 | 4 | float32 | 2 |" in table
+  assert (tmp_path / "plots" / "benchmark.png").stat().st_size > 0
