@@ -4,7 +4,6 @@ Pairs are accepted as 'same' when their distance is at or below a threshold.
 """
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 
 def make_pairs(labels: np.ndarray, num_pairs: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,6 +123,9 @@ def kfold_accuracy(distances: np.ndarray, same: np.ndarray, n_folds: int = 10) -
 
 def roc(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
   """(false-accept rates, true-accept rates, AUC) with smaller distance meaning 'same'."""
+  # Imported here: `cnnjax.models` imports this package (for the pair head), and needs no scikit-learn.
+  from sklearn.metrics import roc_auc_score, roc_curve  # pylint: disable=g-import-not-at-top
+
   distances, same = _check_scores(distances, same)
   far, tar, _ = roc_curve(same, -distances)
   return far, tar, float(roc_auc_score(same, -distances))
