@@ -13,18 +13,11 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
 
 from cnnjax import models, train, transfer
 from cnnjax.data import pipeline, sources, views
 from cnnjax.train import classify, parallel
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "lenet5_digits.py"), "Experiment config file."
-)
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/classification", "Where checkpoints, metrics and plots go.")
+from experiments import cli
 
 
 def load_split(config: ml_collections.ConfigDict, split: str):
@@ -184,12 +177,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return train_classifier(config, workdir)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  results = run(_CONFIG.value, _WORKDIR.value)
-  print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()})
-
-
 if __name__ == "__main__":
-  app.run(main)
+  cli.launch(run, config="lenet5_digits.py", workdir="workdirs/classification")

@@ -17,8 +17,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
 
 from cnnjax.style import content_cost
 from cnnjax.style.features import resolve_weights, vgg_features
@@ -26,11 +24,7 @@ from cnnjax.style.images import load_image, save_image
 from cnnjax.style.transfer import State, stylize
 from cnnjax.train.metrics import MetricWriter, read_metrics, write_config, write_results
 from cnnjax.viz.style import plot_costs, plot_triptych
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "style_default.py"), "Experiment config file.")
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/style_transfer", "Where images, metrics and plots go.")
-
+from experiments import cli
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the style transfer of `config`; returns (and writes) the results."""
@@ -96,10 +90,5 @@ def _load_state(path: str) -> State | None:
     return State(int(f["step"]), f["image"], [f[f"opt_{i}"] for i in range(n)])
 
 
-def main(argv):
-  del argv
-  run(_CONFIG.value, _WORKDIR.value)
-
-
 if __name__ == "__main__":
-  app.run(main)
+  cli.launch(run, config="style_default.py", workdir="workdirs/style_transfer")
