@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.train import parallel
 from cnnjax.train.checkpoint import Checkpointer
-from cnnjax.train.metrics import MetricWriter, plot_curves, write_config, write_results  # noqa: F401 (re-export)
+from cnnjax.train.metrics import MetricWriter, plot_curves, write_config
 from cnnjax.train.optim import make_optimizer
 from cnnjax.train.state import TrainState, create_train_state
 from cnnjax.train.step import AugmentFn, LossFn, make_train_step
