@@ -56,6 +56,8 @@ def _worker_env(num_devices: int) -> dict[str, str]:
   flags_ = re.sub(rf"{_FORCE}=\S+", "", env.get("XLA_FLAGS", "")).strip()
   env["XLA_FLAGS"] = f"{flags_} {_FORCE}={num_devices}".strip()
   env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+  # On a GPU, JAX would take 75% of its memory up front and leave the PyTorch twin too little.
+  env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
   return env
 
 
@@ -105,7 +107,7 @@ def markdown(results: dict) -> str:
   torch_keys = sorted({k[len("ratio_train_"):] for r in results["classifiers"] for k in r
                        if k.startswith("ratio_train_") and not k.endswith("_min")})
   head = ["model", "input", "batch", "dtype", "devices", "train img/s", "infer img/s", "compile train s",
-          "peak MB", "scaling eff."]
+          "step program MB", "peak MB", "scaling eff."]
   head += [h for t in torch_keys for h in (f"{t} train img/s", f"ratio train ({t})", f"ratio infer ({t})")]
   lines = [f"# Benchmark on {results['device_kind']} ({results['platform']}, {results['machine']['cpu_model']}, "
            f"{results['machine']['cpu_count']} cores)", "",
@@ -115,13 +117,16 @@ def markdown(results: dict) -> str:
   for r in results["classifiers"]:
     cells = [r["model"], "x".join(map(str, r["image_shape"])), r["batch_size"], r["dtype"], r["devices"],
              r["train_images_per_s"], r["infer_images_per_s"], r["compile_train_s"],
+             r["train_program_bytes"] / 2**20 if r.get("train_program_bytes") else None,
              r["peak_memory_bytes"] / 2**20, r.get("scaling_efficiency")]
     for t in torch_keys:
       cells += [r.get(f"{t}_train_images_per_s"), r.get(f"ratio_train_{t}"), r.get(f"ratio_infer_{t}")]
     lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
   lines.append("")
   lines.append("Peak memory: " + ", ".join(sorted({r["peak_memory_kind"] for r in results["classifiers"]})) +
-               " (host_rss: the worker process's peak resident set, runtime included).")
+               " (host_rss: the worker process's peak resident set, runtime included; device: the allocator's "
+               "peak since the worker started, so it never decreases down the table). Step program: XLA's plan "
+               "for the train step on one device (arguments + outputs + temporaries - donated).")
   if results.get("style"):
     s = results["style"]
     lines += ["", "## Style transfer (Adam step on the pixels, VGG features, Gram costs)", "",

@@ -42,11 +42,20 @@ def _compile(fn, *args) -> tuple[Any, float]:
   return compiled, time.perf_counter() - t0
 
 
+def program_bytes(compiled) -> int | None:
+  """What XLA plans for one compiled program on one device: arguments + outputs + temporaries - aliased."""
+  m = compiled.memory_analysis()
+  if m is None:
+    return None
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
 class Classifier:
   """Train and inference steps of a zoo model on one fixed random batch.
 
   Attributes:
     compile_s: `{'train': s, 'infer': s}` lowering + XLA compilation.
+    program_bytes: the train step's planned memory per device (`program_bytes`).
     host_batch: the batch as NumPy (`'image'` float32 NHWC, `'label'` int32).
     state: the current `TrainState` (donated and replaced by every train step).
     metrics: the last train step's metrics (`'loss'` of the parameters before it).
@@ -75,6 +84,7 @@ class Classifier:
     self._train, train_s = _compile(train, self.state, self.batch)
     self._infer, infer_s = _compile(infer, self.state, self.batch)
     self.compile_s = {"train": train_s, "infer": infer_s}
+    self.program_bytes = program_bytes(self._train)
     self.metrics = None
 
   def memory(self) -> dict:

@@ -87,7 +87,8 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
           infer = time_interleaved(infer_fns, steps=config["steps"], warmup=config["warmup"])
           row = {"model": name, "image_shape": list(spec["image_shape"]), "batch_size": batch_size, "dtype": dtype,
                  "devices": k, "compile_train_s": w.compile_s["train"], "compile_infer_s": w.compile_s["infer"],
-                 "peak_memory_bytes": memory["bytes"], "peak_memory_kind": memory["kind"], **checks,
+                 "peak_memory_bytes": memory["bytes"], "peak_memory_kind": memory["kind"],
+                 "train_program_bytes": w.program_bytes, **checks,
                  "train_step_s": train["cnnjax"]["median_s"], "train_images_per_s": _rate(batch_size, train["cnnjax"]),
                  "infer_step_s": infer["cnnjax"]["median_s"], "infer_images_per_s": _rate(batch_size, infer["cnnjax"]),
                  "train_times_s": train["cnnjax"]["times_s"], "infer_times_s": infer["cnnjax"]["times_s"]}
