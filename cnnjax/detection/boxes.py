@@ -5,6 +5,7 @@ arrays; `xyxy` is (x1, y1, x2, y2), `xywh` is (x1, y1, w, h), `cxcywh` is
 (cx, cy, w, h). Pairwise functions take `xyxy`.
 """
 
+import functools
 from typing import Optional
 
 import jax
@@ -133,6 +134,7 @@ def _greedy_keep(iou: jax.Array, valid: jax.Array, iou_threshold) -> jax.Array:
   return jax.lax.fori_loop(0, n, body, jnp.zeros((n,), bool))
 
 
+@functools.partial(jax.jit, static_argnames=("max_outputs",))
 def _nms_impl(boxes, scores, same_group, iou_threshold, max_outputs, score_threshold):
   n = boxes.shape[0]
   # Stable sort of -score: equal scores keep index order, lower index first.
