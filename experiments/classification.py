@@ -153,12 +153,10 @@ def _flatten(overrides: ml_collections.ConfigDict, prefix: str = "") -> dict:
 
 
 def _plot_variants(workdir: str, names, metric: str) -> None:
-  import matplotlib
+  from matplotlib.figure import Figure
 
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig = Figure(figsize=(6, 4))
+  ax = fig.subplots()
   for name in names:
     rows = [r for r in train.read_metrics(os.path.join(workdir, name)) if metric in r]
     ax.plot([r["step"] for r in rows], [r[metric] for r in rows], label=name)
@@ -167,7 +165,6 @@ def _plot_variants(workdir: str, names, metric: str) -> None:
   ax.legend()
   os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
   fig.savefig(os.path.join(workdir, "plots", f"{metric}.png"), dpi=100, bbox_inches="tight")
-  plt.close(fig)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -69,14 +69,13 @@ def final_metrics(workdir: str) -> dict[str, Any]:
 
 def plot_curves(workdir: str, keys: Iterable[str] | None = None, filename: str = "curves.png") -> str:
   """One panel per metric against the step, saved under `workdir/plots/`."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  # A bare Figure needs no pyplot backend, so notebooks keep their inline plots.
+  from matplotlib.figure import Figure
 
   rows = read_metrics(workdir)
   keys = list(keys or sorted({k for row in rows for k, v in row.items() if k != "step" and isinstance(v, (int, float))}))
-  fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3), squeeze=False)
+  fig = Figure(figsize=(4 * max(len(keys), 1), 3))
+  axes = fig.subplots(1, max(len(keys), 1), squeeze=False)
   for ax, key in zip(axes[0], keys):
     points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))]
     if points:
@@ -87,7 +86,6 @@ def plot_curves(workdir: str, keys: Iterable[str] | None = None, filename: str =
   path = os.path.join(workdir, "plots", filename)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   fig.savefig(path, dpi=100)
-  plt.close(fig)
   return path
 
 

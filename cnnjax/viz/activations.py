@@ -14,13 +14,10 @@ from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cnnjax.viz.filters import plot_filters  # noqa: E402
+from cnnjax.viz.filters import plot_filters
 
 
 class ReceptiveField(NamedTuple):
