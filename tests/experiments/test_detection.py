@@ -8,8 +8,8 @@ import pytest
 
 from experiments import detection
 
-TINY = dict(num_steps=2, batch_size=4, eval_batch_size=8, eval_limit=8, log_every=1, eval_every=0,
-            checkpoint_every=0, num_plot_images=2)
+TINY = dict(num_steps=2, batch_size=4, eval_batch_size=4, eval_limit=4, log_every=1, eval_every=0,
+            checkpoint_every=0, num_plot_images=1)
 CONFIGS = {
     "detection_yolo": dict(model_kwargs=dict(widths=(4, 8), deep=False), max_objects=4),
     "detection_localization": dict(model_kwargs=dict(widths=(4, 8), hidden=8)),
