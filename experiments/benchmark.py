@@ -57,7 +57,7 @@ def _worker_env(num_devices: int) -> dict[str, str]:
   env["XLA_FLAGS"] = f"{flags_} {_FORCE}={num_devices}".strip()
   env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
   # On a GPU, JAX would take 75% of its memory up front and leave the PyTorch twin too little.
-  env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
+  env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.5")
   return env
 
 
@@ -155,14 +155,14 @@ def plot(results: dict, path: str) -> str:
     axes[0].plot([r["devices"] for r in rows], [r["train_images_per_s"] for r in rows], "o-", label=label)
   axes[0].set(xlabel="devices", ylabel="train images/s", title="Data-parallel train step")
   axes[0].legend(fontsize=7)
-  bars = [(f"{r['model']} {k[len('ratio_'):]}", r[k]) for r in results["classifiers"] if r["devices"] == 1
+  bars = [(f"{r['model']} {r['devices']}d {k[len('ratio_'):]}", r[k]) for r in results["classifiers"]
           for k in r if k.startswith("ratio_") and not k.endswith("_min")]
   if results.get("style") and results["style"].get("ratio_torch") is not None:
     bars.append(("style step torch", results["style"]["ratio_torch"]))
   if bars:
     axes[1].barh([b[0] for b in bars], [b[1] for b in bars])
     axes[1].axvline(1.0, color="k", lw=0.8)
-  axes[1].set(xlabel="cnnjax time / torch time", title="Against PyTorch (1 device)")
+  axes[1].set(xlabel="cnnjax time / torch time", title="Against PyTorch")
   axes[1].tick_params(axis="y", labelsize=7)
   if results.get("nms"):
     axes[2].loglog([r["num_boxes"] for r in results["nms"]], [r["latency_ms"] for r in results["nms"]], "o-")

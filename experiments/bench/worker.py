@@ -6,7 +6,8 @@ The parent (`experiments.benchmark`) starts one per host device count on the
 CPU (`XLA_FLAGS=--xla_force_host_platform_device_count=N` must be set before
 JAX starts) and one in all on an accelerator, where it measures 1, 2, 4, ...
 of the local devices itself. SPEC holds the benchmark config as a dict and
-`extras` (whether to time NMS, the style step and PyTorch here).
+`extras` (whether to time NMS, the style step and PyTorch here; PyTorch runs
+beside every device count with `config.torch_every_device_count`).
 """
 
 import json
@@ -65,7 +66,7 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
                                    seed=config["seed"])
           train_fns, infer_fns, checks = {"cnnjax": w.train_step}, {"cnnjax": w.infer_step}, {}
           twins = {}
-          if torch_mod is not None and k == 1:
+          if torch_mod is not None and (k == 1 or config["torch_every_device_count"]):
             params, stats = jax.device_get((w.state.params, w.state.batch_stats))
             for fmt in config["torch_formats"]:
               twin = torch_twins.load_flax_variables(
@@ -156,7 +157,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
   accelerator = devices[0].platform
   out = {"platform": accelerator, "device_kind": devices[0].device_kind, "num_devices": len(devices),
          "jax_version": jax.__version__, "python": platform.python_version()}
-  torch_mod, torch_device = _torch(config, accelerator) if spec["extras"] else (None, "not measured here")
+  wants_torch = spec["extras"] or config["torch_every_device_count"]
+  torch_mod, torch_device = _torch(config, accelerator) if wants_torch else (None, "not measured here")
   out["torch"] = torch_mod.__version__ if torch_mod else None
   out["torch_note"] = torch_device if torch_mod is None else f"torch on {torch_device}"
   out["classifiers"] = classifier_rows(config, torch_mod, torch_device if torch_mod else None, accelerator)

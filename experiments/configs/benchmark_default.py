@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.steps = 5  # timed steps; medians are reported
   c.fed_steps = 0  # >0: also time train steps fed from the host through prefetch_to_mesh
   c.torch = True  # compare with the PyTorch twins where torch is installed (and sees the accelerator)
+  c.torch_every_device_count = False  # also time torch beside 2, 4, .. (host) devices, not only beside 1
   c.torch_formats = ("nchw",)  # PyTorch memory formats to time: 'nchw' (default) and/or 'nhwc' (channels_last)
   c.nms = ml_collections.ConfigDict({"num_boxes": (100, 1000, 4000), "iou_threshold": 0.5, "steps": 5})
   c.style = ml_collections.ConfigDict({"enabled": True, "image_size": 128, "arch": "vgg19",

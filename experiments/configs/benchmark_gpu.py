@@ -9,7 +9,7 @@ def get_config():
   c.models.resnet50.batch_sizes = (256,)
   c.models.resnet20.batch_sizes = (1024,)
   c.num_classes = 1000
-  c.dtypes = ("bfloat16", "float32")
+  c.dtypes = ("bfloat16",)  # add float32 with --config.dtypes='("bfloat16","float32")' (needs ~2x the memory)
   c.warmup = 3
   c.steps = 20
   c.fed_steps = 20
