@@ -9,3 +9,11 @@ from cnnjax.detection.losses import landmark_loss, localization_loss, yolo_loss
 from cnnjax.detection.proposals import crop_and_resize, decode_deltas, encode_deltas, roi_max_pool, selective_search
 from cnnjax.detection.sliding_window import conv_window_scores, fc_to_conv, naive_window_scores
 from cnnjax.detection.targets import encode_yolo_targets
+
+__all__ = [
+    "batched_nms", "box_area", "box_convert", "box_iou", "conv_window_scores", "crop_and_resize", "decode",
+    "decode_boxes", "decode_deltas", "detect", "detect_batch", "encode_deltas", "encode_yolo_targets",
+    "evaluate_detections", "fc_to_conv", "generalized_box_iou", "kmeans_anchors", "landmark_loss",
+    "localization_loss", "mean_iou_vs_k", "naive_window_scores", "nms", "roi_max_pool", "selective_search",
+    "validate_boxes", "wh_iou", "yolo_loss",
+]
