@@ -134,25 +134,52 @@ def crop_and_resize(image: jax.Array, boxes: jax.Array, size: int) -> jax.Array:
   return jnp.moveaxis(jax.vmap(sample, in_axes=-1, out_axes=0)(image), 0, -1)
 
 
-def roi_bins(boxes: jax.Array, extent: int, bins: int, axis: int) -> jax.Array:
-  """`[R, bins, extent]` masks: which feature rows (axis 1) or columns (axis 0) each RoI bin covers.
+def _bin_ranges(boxes: jax.Array, extent: int, bins: int, axis: int) -> tuple[jax.Array, jax.Array]:
+  """`[R, bins]` int start and end (exclusive) cells of each RoI bin along one axis (0 = x, 1 = y).
 
-  Along the axis, the RoI spans [lo, hi) = box * extent; bin i covers cells
-  floor(lo + i (hi - lo) / bins) to ceil(lo + (i + 1) (hi - lo) / bins), at least one cell.
+  The RoI spans [lo, hi) = box * extent; bin i covers cells floor(lo + i (hi - lo) / bins)
+  to ceil(lo + (i + 1) (hi - lo) / bins), clipped to the map, at least one cell.
   """
   lo, hi = boxes[:, axis] * extent, boxes[:, axis + 2] * extent
   edges = lo[:, None] + (hi - lo)[:, None] * jnp.arange(bins + 1)[None] / bins
   start = jnp.clip(jnp.floor(edges[:, :-1]), 0, extent - 1)
   end = jnp.clip(jnp.maximum(jnp.ceil(edges[:, 1:]), start + 1), 1, extent)
-  cells = jnp.arange(extent)[None, None]
-  return (cells >= start[..., None]) & (cells < end[..., None])
+  return start.astype(jnp.int32), end.astype(jnp.int32)
+
+
+def _levels(n: int) -> int:
+  return max(n - 1, 1).bit_length()
+
+
+def _shift_max(x: jax.Array, step: int, axis: int) -> jax.Array:
+  """max(x[i], x[i + step]) along `axis`, x[i + step] taken as x[i] past the end."""
+  shifted = jnp.concatenate([jax.lax.slice_in_dim(x, step, x.shape[axis], axis=axis),
+                             jax.lax.slice_in_dim(x, x.shape[axis] - step, x.shape[axis], axis=axis)], axis=axis)
+  return jnp.maximum(x, shifted)
 
 
 def roi_max_pool(features: jax.Array, boxes: jax.Array, output_size: Sequence[int] = (4, 4)) -> jax.Array:
-  """RoI max pooling of `(H, W, C)` features over normalised `xyxy` boxes: `[R, ph, pw, C]`; jit-able."""
+  """RoI max pooling of `(H, W, C)` features over normalised `xyxy` boxes: `[R, ph, pw, C]`; jit-able.
+
+  Each bin's maximum is read from a 2-D sparse table (maxima over 2^a x 2^b
+  blocks) with four lookups, so the cost does not grow with the RoI size.
+  """
   h, w, _ = features.shape
-  rows = roi_bins(boxes, h, output_size[0], axis=1)  # [R, ph, H]
-  cols = roi_bins(boxes, w, output_size[1], axis=0)  # [R, pw, W]
-  neg = jnp.finfo(features.dtype).min
-  over_rows = jnp.max(jnp.where(rows[..., None, None], features[None, None], neg), axis=2)  # [R, ph, W, C]
-  return jnp.max(jnp.where(cols[:, None, :, :, None], over_rows[:, :, None], neg), axis=3)  # [R, ph, pw, C]
+  rows = [features]
+  for a in range(1, _levels(h)):
+    rows.append(_shift_max(rows[-1], 2 ** (a - 1), axis=0))
+  table = []
+  for r in rows:
+    cols = [r]
+    for b in range(1, _levels(w)):
+      cols.append(_shift_max(cols[-1], 2 ** (b - 1), axis=1))
+    table.append(jnp.stack(cols))
+  table = jnp.stack(table)  # [levels_h, levels_w, H, W, C]
+  r0, r1 = _bin_ranges(boxes, h, output_size[0], axis=1)  # [R, ph]
+  c0, c1 = _bin_ranges(boxes, w, output_size[1], axis=0)  # [R, pw]
+  level = lambda n, count: jnp.sum(n[..., None] >= 2 ** jnp.arange(1, count), axis=-1)
+  a, b = level(r1 - r0, _levels(h)), level(c1 - c0, _levels(w))
+  ra, rb = r0, r1 - 2 ** a  # two row blocks of height 2^a covering [r0, r1)
+  ca, cb = c0, c1 - 2 ** b
+  look = lambda rr, cc: table[a[:, :, None], b[:, None, :], rr[:, :, None], cc[:, None, :]]
+  return jnp.maximum(jnp.maximum(look(ra, ca), look(ra, cb)), jnp.maximum(look(rb, ca), look(rb, cb)))
