@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from cnnjax.models.layers import (BatchNorm, check_choice, check_input, expected_channels,
                                   global_avg_pool)
 from cnnjax.models.registry import register
-from cnnjax.ops import max_pool, shift_conv
+from cnnjax.ops import max_pool
 
 SHORTCUTS = ("projection", "pad", "none")
 
@@ -97,9 +97,8 @@ class ResNet(nn.Module):
     check_choice("shortcut", self.shortcut, SHORTCUTS)
     check_input(x, rank=4, channels=expected_channels(self, "conv1"))
     k, s, p = (3, 1, 1) if self.cifar_stem else (7, 2, 3)
-    # The stem sees 1-4 channels: shift_conv is faster there on the CPU (same result).
     x = nn.Conv(self.widths[0], (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=False,
-                dtype=self.dtype, name="conv1", conv_general_dilated=shift_conv.conv_general_dilated)(x)
+                dtype=self.dtype, name="conv1")(x)
     x = nn.relu(BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
     if not self.cifar_stem:
       x = max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
