@@ -22,14 +22,11 @@ import sys
 import tempfile
 
 import ml_collections
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import logging
 
 from cnnjax.train.metrics import write_config, write_results
+from experiments import cli
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "benchmark_default.py"), "Benchmark config file.")
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/benchmark", "Where results, the table and the plot go.")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FORCE = "--xla_force_host_platform_device_count"
 
@@ -192,11 +189,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  print(markdown(run(_CONFIG.value, _WORKDIR.value)))
-
-
 if __name__ == "__main__":
-  app.run(main)
+  cli.launch(run, config="benchmark_default.py", workdir="workdirs/benchmark", report=markdown)
