@@ -53,6 +53,8 @@ def fit(
     loss_fn: `(outputs, batch) -> (loss, metrics)`, traced once into the train step.
     batches: `start_step -> iterator` of host batches (this process's share of
       the global batch); the batch of a step must not depend on where the run started.
+      `batch['image']` is the model's input; it may be a pytree (e.g. pixels and
+      regions) when `init_variables` is given.
     eval_fn: `state -> metrics`, called every `eval_every` steps and at the end.
     augment_fn: `(key, batch) -> batch` on device, inside the step.
     init_variables: starting variables (e.g. pretrained) instead of a random init.
@@ -125,7 +127,12 @@ def _train(config, state, train_step, batches, eval_fn, checkpointer, writer) ->
     bar.update(1)
     eval_metrics = None
     if eval_fn is not None and (step == num_steps or (eval_every and step % eval_every == 0)):
-      eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
+      try:
+        eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
+      except Exception:
+        if checkpoint_now:  # the training is good even if its evaluation failed: keep it
+          checkpointer.save(step, state)
+        raise
       writer.write(step, eval_metrics)
       logging.info("step %d: %s", step, eval_metrics)
     if checkpoint_now:

@@ -118,6 +118,16 @@ def test_a_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4"], "only the last good checkpoint remains"
 
 
+def test_a_failing_final_evaluation_keeps_the_final_checkpoint(tmp_path):
+  def broken_eval(state):
+    raise RuntimeError("eval broke")
+
+  with pytest.raises(RuntimeError, match="eval broke"):
+    train.fit(config(eval_every=0), str(tmp_path), model=TinyNet(), loss_fn=xent, batches=batches_from(DATA),
+              eval_fn=broken_eval)
+  assert "12" in os.listdir(tmp_path / "checkpoints")
+
+
 def test_skip_nonfinite_keeps_training(tmp_path):
   state = fit(tmp_path, cfg=config(skip_nonfinite=True), batches=with_nan_at(5))
   assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(state.params))
