@@ -11,21 +11,15 @@ localization and landmark tasks report box IoU and landmark error instead).
 """
 
 import importlib
-import os
 
 import jax
 import ml_collections
-from absl import app, flags
-from ml_collections import config_flags
 
 from cnnjax import train
+from experiments import cli
 
 TASKS = {"yolo": "yolo", "localization": "heads", "landmarks": "heads", "sliding_window": "windows",
          "rcnn": "rcnn", "fast_rcnn": "rcnn"}
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "detection_yolo.py"), "Experiment config file.")
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/detection", "Where checkpoints, metrics and plots go.")
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -39,10 +33,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def main(argv):
-  del argv
-  print(run(_CONFIG.value, _WORKDIR.value))
-
-
 if __name__ == "__main__":
-  app.run(main)
+  cli.launch(run, config="detection_yolo.py", workdir="workdirs/detection")

@@ -16,8 +16,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
 
 from cnnjax import embedding, models, train
 from cnnjax.data import pipeline, sources, views
@@ -25,10 +23,7 @@ from cnnjax.models.embedding import PairHead
 from cnnjax.train import classify, parallel
 from cnnjax.train.step import make_eval_step
 from cnnjax.viz import embeddings as viz
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "embedding_default.py"), "Experiment config file.")
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/embedding", "Where checkpoints, metrics and plots go.")
+from experiments import cli
 
 SPLITS = ("train", "val", "test")
 
@@ -180,12 +175,5 @@ def report(config, workdir: str, state, emb: dict, pairs: dict) -> dict:
   return results
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  results = run(_CONFIG.value, _WORKDIR.value)
-  print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in results.items()})
-
-
 if __name__ == "__main__":
-  app.run(main)
+  cli.launch(run, config="embedding_default.py", workdir="workdirs/embedding")
