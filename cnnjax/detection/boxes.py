@@ -207,3 +207,19 @@ def batched_nms(boxes: jax.Array, scores: jax.Array, classes: jax.Array, iou_thr
   classes = jnp.asarray(classes)
   same = classes[:, None] == classes[None, :]
   return _nms_impl(jnp.asarray(boxes), jnp.asarray(scores), same, iou_threshold, k, score_threshold)
+
+
+
+def select_detections(boxes: jax.Array, scores: jax.Array, classes: jax.Array, iou_threshold: float, *,
+                      max_outputs: int, score_threshold: float | None = None) -> dict[str, jax.Array]:
+  """Per-class NMS, then the kept detections as fixed-size arrays (jit-able).
+
+  Returns:
+    `boxes [K, 4]`, `scores [K]`, `classes [K]` int32 and `valid [K]` bool with
+    K = max_outputs, by decreasing score; empty slots hold zeros and class -1.
+  """
+  keep = batched_nms(boxes, scores, classes, iou_threshold, max_outputs=max_outputs, score_threshold=score_threshold)
+  valid = keep >= 0
+  i = jnp.maximum(keep, 0)
+  return {"boxes": jnp.where(valid[:, None], boxes[i], 0.0), "scores": jnp.where(valid, scores[i], 0.0),
+          "classes": jnp.where(valid, classes[i], -1).astype(jnp.int32), "valid": valid}

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from cnnjax.detection.boxes import batched_nms
+from cnnjax.detection.boxes import select_detections
 
 # exp(tw) is clipped so an untrained head cannot produce infinite boxes.
 _MAX_LOG_SCALE = 4.0
@@ -51,16 +51,8 @@ def detect(raw: jax.Array, anchors: jax.Array, *, score_threshold: float = 0.05,
   scores = d["objectness"].reshape(-1) * jnp.max(probs, axis=-1)
   k = min(pre_nms_topk, boxes.shape[0])
   top_scores, top = jax.lax.top_k(scores, k)
-  keep = batched_nms(boxes[top], top_scores, classes[top], iou_threshold,
-                     max_outputs=max_detections, score_threshold=score_threshold)
-  valid = keep >= 0
-  idx = top[jnp.maximum(keep, 0)]
-  return {
-      "boxes": jnp.where(valid[:, None], boxes[idx], 0.0),
-      "scores": jnp.where(valid, scores[idx], 0.0),
-      "classes": jnp.where(valid, classes[idx], -1),
-      "valid": valid,
-  }
+  return select_detections(boxes[top], top_scores, classes[top], iou_threshold,
+                           max_outputs=max_detections, score_threshold=score_threshold)
 
 
 def detect_batch(raw: jax.Array, anchors: jax.Array, **kwargs) -> dict[str, jax.Array]:

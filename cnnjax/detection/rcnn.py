@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cnnjax.detection.boxes import batched_nms
+from cnnjax.detection.boxes import select_detections
 from cnnjax.detection.proposals import crop_and_resize, decode_deltas, encode_deltas, roi_max_pool
 
 
@@ -127,9 +127,5 @@ def detections_from_outputs(outputs: dict, rois: jax.Array, valid: jax.Array, *,
   classes = jnp.argmax(probs, -1).astype(jnp.int32)
   scores = jnp.where(valid, jnp.max(probs, -1), -1.0)
   boxes = jnp.clip(decode_deltas(rois, outputs["deltas"]), 0.0, 1.0)
-  keep = batched_nms(boxes, scores, classes, iou_threshold, max_outputs=max_detections,
-                     score_threshold=score_threshold)
-  ok = keep >= 0
-  i = jnp.maximum(keep, 0)
-  return {"boxes": jnp.where(ok[:, None], boxes[i], 0.0), "scores": jnp.where(ok, scores[i], 0.0),
-          "classes": jnp.where(ok, classes[i], -1), "valid": ok}
+  return select_detections(boxes, scores, classes, iou_threshold, max_outputs=max_detections,
+                           score_threshold=score_threshold)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from cnnjax.detection.boxes import batched_nms
+from cnnjax.detection.boxes import select_detections
 
 
 def feature_size(window: int, features: Sequence[int], kernel: int) -> int:
@@ -143,12 +143,8 @@ def window_detections(logits: jnp.ndarray, window: int, stride: int, image_size:
   boxes = jnp.stack([x / w, y / h, (x + window) / w, (y + window) / h], -1).reshape(-1, 4).astype(jnp.float32)
   classes = jnp.argmax(probs, -1).astype(jnp.int32)
   scores = jnp.max(probs, -1)
-  keep = batched_nms(boxes, scores, classes, iou_threshold, max_outputs=max_detections,
-                     score_threshold=score_threshold)
-  valid = keep >= 0
-  i = jnp.maximum(keep, 0)
-  return {"boxes": jnp.where(valid[:, None], boxes[i], 0.0), "scores": jnp.where(valid, scores[i], 0.0),
-          "classes": jnp.where(valid, classes[i], -1), "valid": valid}
+  return select_detections(boxes, scores, classes, iou_threshold, max_outputs=max_detections,
+                           score_threshold=score_threshold)
 
 
 def make_window_crops(source: Sequence[dict], window: int, num_crops: int, *, seed: int = 0,

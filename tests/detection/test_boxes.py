@@ -145,3 +145,16 @@ def test_bad_boxes_raise_value_error():
     B.nms(np.zeros((3, 4), np.float32), np.ones(2, np.float32), 0.5)
   with pytest.raises(ValueError, match="iou_threshold"):
     B.nms(np.zeros((3, 4), np.float32), np.ones(3, np.float32), 1.5)
+
+
+def test_select_detections_gathers_the_kept_boxes_in_nms_order():
+  from cnnjax.detection import select_detections
+  boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10]], np.float32)
+  scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+  classes = np.array([0, 0, 0, 1], np.int32)
+  out = select_detections(boxes, scores, classes, 0.5, max_outputs=5)
+  # Box 1 overlaps box 0 of its class (IoU 0.68) and goes; box 3 is of another class and stays.
+  np.testing.assert_array_equal(out["valid"], [True, True, True, False, False])
+  np.testing.assert_array_equal(out["boxes"][:3], boxes[[0, 2, 3]])
+  np.testing.assert_allclose(out["scores"], [0.9, 0.7, 0.6, 0.0, 0.0])
+  np.testing.assert_array_equal(out["classes"], [0, 0, 1, -1, -1])

@@ -11,7 +11,7 @@ import optax
 from cnnjax import models, train
 from cnnjax.data import pipeline
 from cnnjax.detection import inputs, sliding_window as sw
-from cnnjax.detection.boxes import batched_nms
+from cnnjax.detection.boxes import select_detections
 from cnnjax.detection.tasks import common
 
 
@@ -61,14 +61,10 @@ def make_predict(config: ml_collections.ConfigDict, detector, image_size: int):
           score_threshold=config.score_threshold, iou_threshold=config.nms_iou_threshold,
           max_detections=config.max_detections))(logits))
     merged = {k: jnp.concatenate([d[k] for d in per_scale], axis=1) for k in per_scale[0]}
-    scores = jnp.where(merged["valid"], merged["scores"], -1.0)
-    keep = jax.vmap(lambda b, s, c: batched_nms(b, s, c, config.nms_iou_threshold,
-                                                max_outputs=config.max_detections, score_threshold=0.0))(
-                                                    merged["boxes"], scores, merged["classes"])
-    valid = keep >= 0
-    take = lambda a: jnp.take_along_axis(a, jnp.maximum(keep, 0).reshape(keep.shape + (1,) * (a.ndim - 2)), 1)
-    return {"boxes": take(merged["boxes"]), "scores": take(merged["scores"]), "classes": take(merged["classes"]),
-            "valid": valid}
+    scores = jnp.where(merged["valid"], merged["scores"], -1.0)  # empty slots never survive NMS
+    return jax.vmap(functools.partial(select_detections, iou_threshold=config.nms_iou_threshold,
+                                      max_outputs=config.max_detections, score_threshold=0.0))(
+                                          merged["boxes"], scores, merged["classes"])
 
   return lambda batch: to_detections(detector(batch["image"]))
 
