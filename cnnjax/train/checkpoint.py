@@ -70,7 +70,7 @@ class Checkpointer:
     step = self._manager.latest_step()
     if step is None:
       return state
-    check_shapes(self._manager.item_metadata(step).tree, state, where=f"{self.directory}/{step}")
+    check_shapes(self._manager.item_metadata(step).tree, state, source=f"checkpoint {self.directory}/{step}")
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
     logging.info("resuming from %s/%d", self.directory, step)
     return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -81,18 +81,28 @@ class Checkpointer:
     self._manager.close()
 
 
-def check_shapes(saved: Any, expected: Any, *, where: str) -> None:
-  """Raises on the first leaf whose saved shape differs from the expected one."""
-  saved_leaves = {_path_name(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(saved)[0]}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]:
-    name = _path_name(path)
-    if name not in saved_leaves:
-      raise ValueError(f"checkpoint {where} has no entry {name}; the model expects one of shape {np.shape(leaf)}")
-    saved_shape = tuple(saved_leaves[name].shape)
-    if saved_shape != tuple(np.shape(leaf)):
-      raise ValueError(
-          f"checkpoint {where}: {name} has shape {saved_shape} but the model expects {tuple(np.shape(leaf))}"
-      )
+def check_shapes(actual: Any, expected: Any, *, source: str) -> None:
+  """Raises `ValueError` on the first path missing from `actual`, extra in it, or of another shape.
+
+  Args:
+    actual: what was read (arrays, or orbax array metadata).
+    expected: the model's tree (arrays or `jax.ShapeDtypeStruct`s).
+    source: what `actual` came from, for the message (a checkpoint, a weights file).
+  """
+  actual_leaves = {_path_name(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(actual)[0]}
+  expected_leaves = {_path_name(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]}
+  for name, leaf in expected_leaves.items():
+    if name not in actual_leaves:
+      raise ValueError(f"{source} has no {name}; the model expects one of shape {_shape(leaf)}")
+    if _shape(actual_leaves[name]) != _shape(leaf):
+      raise ValueError(f"{source}: {name} has shape {_shape(actual_leaves[name])} but the model expects {_shape(leaf)}")
+  extra = [name for name in actual_leaves if name not in expected_leaves]
+  if extra:
+    raise ValueError(f"{source}: {extra[0]} is not in the model")
+
+
+def _shape(leaf: Any) -> tuple:
+  return tuple(leaf.shape) if hasattr(leaf, "shape") else np.shape(leaf)
 
 
 def _path_name(path: tuple) -> str:

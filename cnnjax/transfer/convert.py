@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnjax.train.checkpoint import check_shapes
+
 
 class VGGWeights(NamedTuple):
   """Converted VGG parameters and the input convention they were trained with."""
@@ -185,25 +187,8 @@ def load_vgg(path: str, *, expected: Any = None) -> VGGWeights:
   else:
     raise ValueError(f"weights path {path!r}: expected a .pth, .pt, .safetensors, .h5 or .hdf5 file")
   if expected is not None:
-    check_shapes(out.params, expected)
+    check_shapes(out.params, expected, source=f"weights file {path}")
   return out
-
-
-def check_shapes(params: Any, expected: Any, path: str = "") -> None:
-  """Raises ValueError naming the first parameter path whose presence or shape differs."""
-  if isinstance(expected, Mapping):
-    if not isinstance(params, Mapping):
-      raise ValueError(f"parameter {path or '/'}: expected a subtree, got shape {np.shape(params)}")
-    for k in expected:
-      if k not in params:
-        raise ValueError(f"parameter {path}/{k}: missing from the converted weights")
-      check_shapes(params[k], expected[k], f"{path}/{k}")
-    extra = [k for k in params if k not in expected]
-    if extra:
-      raise ValueError(f"parameter {path}/{extra[0]}: in the weights file but not in the model")
-  elif tuple(np.shape(params)) != tuple(expected.shape):
-    raise ValueError(f"parameter {path}: file has shape {tuple(np.shape(params))}, "
-                     f"model expects {tuple(expected.shape)}")
 
 
 def _check_file(path: str) -> None:

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from cnnjax.style.features import vgg_features
-from cnnjax.transfer import check_shapes, load_vgg
+from cnnjax.train.checkpoint import check_shapes
+from cnnjax.transfer import load_vgg
 
 WIDTHS = (4, 8, 8, 16, 16)
 SIZE = 64  # five 2x2 pools leave a 2x2 map, so fc6's flatten order matters
@@ -141,14 +142,14 @@ def test_shape_mismatch_names_path_and_shapes(tmp_path):
   save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
   params = load_vgg(path).params
   expected = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.float32), params)
-  check_shapes(params, expected)
+  check_shapes(params, expected, source="vgg.safetensors")
   expected["conv2_1"]["kernel"] = jax.ShapeDtypeStruct((3, 3, 4, 9), jnp.float32)
-  with pytest.raises(ValueError, match=r"/conv2_1/kernel: file has shape \(3, 3, 4, 8\), model expects \(3, 3, 4, 9\)"):
+  with pytest.raises(ValueError, match=r"vgg.safetensors: conv2_1/kernel has shape \(3, 3, 4, 8\) but the model expects \(3, 3, 4, 9\)"):
     load_vgg(path, expected=expected)
   del expected["fc8"]
   expected["conv2_1"]["kernel"] = jax.ShapeDtypeStruct((3, 3, 4, 8), jnp.float32)
-  with pytest.raises(ValueError, match="fc8: in the weights file but not in the model"):
-    check_shapes(params, expected)
+  with pytest.raises(ValueError, match="vgg.safetensors: fc8/bias is not in the model"):
+    check_shapes(params, expected, source="vgg.safetensors")
 
 
 def test_pth_without_torch_is_a_clear_error(tmp_path, monkeypatch):
@@ -245,7 +246,7 @@ def test_torchvision_resnet_block_by_block(tmp_path, images, block):
   variables = convert_torchvision_resnet(load_state_dict(path))
   model = ResNet(stage_sizes=stages, block=block, widths=(4, 8), num_classes=5)
   x = images[:, :32, :32]
-  check_shapes(variables, jax.eval_shape(model.init, jax.random.key(0), x))
+  check_shapes(variables, jax.eval_shape(model.init, jax.random.key(0), x), source="converted resnet")
   with torch.no_grad():
     want = torch_resnet_forward(m, torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), stages)
   logits, state = jax.jit(lambda v, i: model.apply(v, i, capture_intermediates=True, mutable=["intermediates"]))(
