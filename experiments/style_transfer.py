@@ -16,6 +16,7 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections
+from absl import logging
 import numpy as np
 
 from cnnjax.style import content_cost
@@ -43,6 +44,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   write_config(workdir, config)
   ckpt = os.path.join(workdir, "checkpoints", "state.npz")
   start = _load_state(ckpt)
+  if start:
+    logging.info("resuming from %s at step %d", ckpt, start.step)
   writer = MetricWriter(workdir, resume_step=start.step if start else 0, tensorboard=False)
   result = stylize(
       extract, params, content, style, num_steps=config.num_steps, optimizer=config.optimizer,

@@ -2,10 +2,6 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +12,6 @@ from cnnjax import models, train, transfer
 from cnnjax.train import classify
 from experiments import classification
 from experiments.configs import catalog, lenet5_digits, resnet_depth, transfer_digits
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-
 
 def small(config, steps=30):
   config.num_steps, config.eval_every, config.checkpoint_every, config.log_every = steps, steps, steps, 10
@@ -88,33 +81,3 @@ def test_a_missing_catalog_dataset_names_itself_and_the_directory(tmp_path):
   config.data_dir = str(tmp_path)
   with pytest.raises((FileNotFoundError, ValueError), match=f"imagenette.*{tmp_path}|{tmp_path}.*imagenette"):
     classification.run(config, str(tmp_path / "work"))
-
-
-def command(workdir):
-  return [sys.executable, "-m", "experiments.classification", f"--workdir={workdir}", "--config.num_steps=80",
-          "--config.batch_size=16", "--config.checkpoint_every=5", "--config.eval_every=0", "--config.log_every=5",
-          "--config.tensorboard=False"]
-
-
-def test_sigkill_after_a_checkpoint_resumes_to_identical_parameters(tmp_path):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  reference = subprocess.run(command(tmp_path / "reference"), cwd=ROOT, env=env, capture_output=True, text=True)
-  assert reference.returncode == 0, reference.stderr[-3000:]
-
-  victim = subprocess.Popen(command(tmp_path / "victim"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-  checkpoints = tmp_path / "victim" / "checkpoints"
-  deadline = time.time() + 240
-  while not (checkpoints.exists() and any(d.isdigit() for d in os.listdir(checkpoints))):
-    assert victim.poll() is None and time.time() < deadline, "no checkpoint appeared"
-    time.sleep(0.05)
-  victim.send_signal(signal.SIGKILL)
-  victim.wait()
-  saved = max(int(d) for d in os.listdir(checkpoints) if d.isdigit())
-  assert saved < 80, "the run finished before it could be killed"
-
-  resumed = subprocess.run(command(tmp_path / "victim"), cwd=ROOT, env=env, capture_output=True, text=True)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "resuming from" in resumed.stderr
-  final = train.load_variables(str(tmp_path / "victim"))["params"]
-  jax.tree.map(np.testing.assert_array_equal, final, train.load_variables(str(tmp_path / "reference"))["params"])
