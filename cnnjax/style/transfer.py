@@ -24,6 +24,7 @@ from skimage import color, exposure
 from tqdm.auto import tqdm
 
 from cnnjax.style.costs import content_cost, gram_matrix, style_cost_from_grams, total_cost, total_variation
+from cnnjax.train.step import NonFiniteLossError
 
 STYLE_LAYERS = {f"relu{b}_1": 0.2 for b in range(1, 6)}
 CONTENT_LAYER = "relu4_2"
@@ -130,6 +131,9 @@ def stylize(extract: Extractor, params: Any, content: np.ndarray, style: np.ndar
 
   def log(z, targets):
     entry = {"step": step_i, **{k: float(v) for k, v in evaluate(z, targets).items()}}
+    if not np.isfinite(entry["total"]):
+      raise NonFiniteLossError(f"the cost is {entry['total']} at step {step_i}; stopping. The last good checkpoint "
+                               "is kept; lower the learning rate or check the images")
     history.append(entry)
     if on_log:
       on_log(entry)
@@ -160,7 +164,11 @@ def stylize(extract: Extractor, params: Any, content: np.ndarray, style: np.ndar
       if step_i % log_every == 0 or step_i == end:
         log(z, targets)
       if on_checkpoint and checkpoint_every and (step_i % checkpoint_every == 0 or step_i == end):
-        on_checkpoint(State(step_i, np.asarray(to_image(z)), [np.asarray(l) for l in jax.tree.leaves(opt_state)]))
+        current = np.asarray(to_image(z))
+        if not np.isfinite(current).all():  # never checkpoint a broken image, even between logs
+          raise NonFiniteLossError(f"the image is not finite at step {step_i}; stopping. The last good checkpoint "
+                                   "is kept; lower the learning rate")
+        on_checkpoint(State(step_i, current, [np.asarray(l) for l in jax.tree.leaves(opt_state)]))
     image = np.asarray(to_image(z))
   bar.close()
   final = costs(image)

@@ -19,12 +19,8 @@ from cnnjax.train.checkpoint import Checkpointer
 from cnnjax.train.metrics import MetricWriter, plot_curves, write_config
 from cnnjax.train.optim import make_optimizer
 from cnnjax.train.state import TrainState, create_train_state
-from cnnjax.train.step import AugmentFn, LossFn, make_train_step
+from cnnjax.train.step import AugmentFn, LossFn, NonFiniteLossError, make_train_step
 from cnnjax.train.validate import check_train_config
-
-
-class NonFiniteLossError(FloatingPointError):
-  """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 def fit(

@@ -8,6 +8,10 @@ import jax.numpy as jnp
 from cnnjax.train.state import TrainState
 
 Batch = dict[str, jax.Array]
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""
 LossFn = Callable[[Any, Batch], tuple[jax.Array, dict[str, jax.Array]]]
 AugmentFn = Callable[[jax.Array, Batch], Batch]
 

@@ -9,6 +9,7 @@ from skimage import color
 
 from cnnjax.style.features import init_vgg_params, vgg_features
 from cnnjax.style.transfer import compiled_functions, preserve_color, restore_color, stylize
+from cnnjax.train.step import NonFiniteLossError
 
 LAYERS = {"relu1_1": 0.5, "relu2_1": 0.5}
 KW = dict(content_layer="relu2_1", style_layers=LAYERS, alpha=1.0, beta=1e3, log_every=1, progress=False)
@@ -91,3 +92,15 @@ def test_bad_arguments(setup):
     stylize(extract, params, content[..., 0], style, **KW)
   with pytest.raises(ValueError, match="scales"):
     stylize(extract, params, content, style, scales=(1.0, 0.5), **KW)
+
+
+def test_a_non_finite_cost_stops_before_any_checkpoint_of_it(setup):
+  extract, params, content, style, _ = setup
+  saved = []
+  stylize(extract, params, content, style, num_steps=2, learning_rate=0.05, checkpoint_every=2,
+          on_checkpoint=saved.append, **{**KW, "log_every": 1})
+  good = saved[-1]
+  with pytest.raises(NonFiniteLossError, match="at step 3"):
+    stylize(extract, params, content, style, num_steps=6, learning_rate=np.nan, checkpoint_every=1,
+            on_checkpoint=saved.append, start=good, **{**KW, "log_every": 1})
+  assert saved == [good], "nothing after the last good checkpoint is saved"
