@@ -81,7 +81,8 @@ class ResNet(nn.Module):
   ImageNet form (torchvision names): 7x7/2 conv `conv1` + `bn1` + 3x3/2 max
   pool, stage widths 64*2^s. CIFAR form (`cifar_stem=True`, He et al. sec. 4.2):
   one 3x3 conv, widths 16/32/64, no pooling. Every stage after the first halves
-  the resolution in its first block.
+  the resolution in its first block. With `features_only`, returns the last
+  stage's feature map instead (a backbone, e.g. for YOLO).
   """
   stage_sizes: Sequence[int]
   block: str = "basic"  # 'basic' | 'bottleneck'
@@ -89,6 +90,7 @@ class ResNet(nn.Module):
   widths: Sequence[int] = (64, 128, 256, 512)
   cifar_stem: bool = False
   shortcut: str = "projection"  # see _Block
+  features_only: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -107,6 +109,8 @@ class ResNet(nn.Module):
       for b in range(n):
         x = block(width, strides=2 if stage > 0 and b == 0 else 1, shortcut=self.shortcut,
                   dtype=self.dtype, name=f"layer{stage + 1}_{b}")(x, train)
+    if self.features_only:
+      return x
     x = global_avg_pool(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
 

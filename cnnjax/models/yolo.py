@@ -1,4 +1,4 @@
-"""A small YOLOv2-style detector: a darknet-like conv trunk and a 1x1 conv head to A*(5+C) channels."""
+"""A small YOLOv2-style detector: a darknet-like or zoo trunk and a 1x1 conv head to A*(5+C) channels."""
 
 from typing import Any, Sequence
 
@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnjax.models.layers import BatchNorm, check_input
-from cnnjax.models.registry import register
+from cnnjax.models.registry import create, register
 
 
 class DarknetBlock(nn.Module):
@@ -47,6 +47,10 @@ class DarknetTiny(nn.Module):
 class YOLO(nn.Module):
   """Trunk, one more 3x3 block, then a 1x1 conv predicting (tx, ty, tw, th, to, class logits) per anchor.
 
+  The trunk is `DarknetTiny(widths)`, or with `backbone` a model of the zoo
+  that returns feature maps (`create(backbone, features_only=True,
+  **backbone_kwargs)`, e.g. `'resnet18'` with `stage_sizes=(2, 2)`: stride 8).
+
   Returns:
     Raw predictions of shape (N, S, S, num_anchors, 5 + num_classes), S = H / stride.
   """
@@ -54,6 +58,8 @@ class YOLO(nn.Module):
   num_anchors: int = 3
   widths: Sequence[int] = (16, 32, 64, 128)
   deep: bool = True
+  backbone: str = ""
+  backbone_kwargs: Any = None
   dtype: Any = jnp.float32
 
   @property
@@ -62,11 +68,15 @@ class YOLO(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    check_input(x, rank=4, min_size=self.stride)
-    if x.shape[1] % self.stride or x.shape[2] % self.stride:
-      raise ValueError(f"x has spatial size {x.shape[1:3]}; YOLO needs multiples of its stride {self.stride}")
-    x = x.astype(self.dtype)
-    x = DarknetTiny(self.widths, self.deep, dtype=self.dtype)(x, train)
+    if self.backbone:
+      trunk = create(self.backbone, num_classes=1, features_only=True, dtype=self.dtype,
+                     **dict(self.backbone_kwargs or {}))
+      x = trunk(x.astype(self.dtype), train)
+    else:
+      check_input(x, rank=4, min_size=self.stride)
+      if x.shape[1] % self.stride or x.shape[2] % self.stride:
+        raise ValueError(f"x has spatial size {x.shape[1:3]}; YOLO needs multiples of its stride {self.stride}")
+      x = DarknetTiny(self.widths, self.deep, dtype=self.dtype)(x.astype(self.dtype), train)
     x = DarknetBlock(self.widths[-1], dtype=self.dtype)(x, train)
     out = nn.Conv(self.num_anchors * (5 + self.num_classes), (1, 1), dtype=self.dtype, name="head")(x)
     n, s1, s2, _ = out.shape

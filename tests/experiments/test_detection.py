@@ -12,6 +12,8 @@ TINY = dict(num_steps=2, batch_size=4, eval_batch_size=4, eval_limit=4, log_ever
             checkpoint_every=0, num_plot_images=1)
 CONFIGS = {
     "detection_yolo": dict(model_kwargs=dict(widths=(4, 8), deep=False), max_objects=4),
+    "detection_yolo_resnet": dict(model_kwargs=dict(backbone_kwargs=dict(stage_sizes=(1,), widths=(8,)),
+                                                    widths=(8,)), max_objects=4),
     "detection_localization": dict(model_kwargs=dict(widths=(4, 8), hidden=8)),
     "detection_landmarks": dict(model_kwargs=dict(widths=(4, 8), hidden=8)),
     "detection_sliding_window": dict(window_features=(4, 8), window_hidden=(8,), num_crops=16, naive_eval_limit=4,
@@ -23,6 +25,7 @@ CONFIGS = {
 }
 EXPECTED = {
     "detection_yolo": ("map50", "map50_95", "images_per_s", "anchor_mean_iou"),
+    "detection_yolo_resnet": ("map50", "map50_95", "images_per_s", "anchor_mean_iou"),
     "detection_localization": ("test_mean_iou", "test_class_accuracy", "images_per_s"),
     "detection_landmarks": ("test_mean_iou", "test_landmark_error_px", "images_per_s"),
     "detection_sliding_window": ("map50", "images_per_s", "naive_images_per_s"),

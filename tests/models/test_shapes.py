@@ -87,3 +87,17 @@ def test_vgg_taps_shapes_and_naming():
       "conv1_1": (1, 64, 64, 64), "relu3_3": (1, 16, 16, 256), "pool4": (1, 4, 4, 512),
       "conv5_1": (1, 4, 4, 512)}
   assert tap_names((1, 1))[:3] == ["conv1_1", "relu1_1", "pool1"]
+
+
+def test_yolo_takes_a_backbone_from_the_zoo():
+  model = models.create("yolo_tiny", num_classes=3, backbone="resnet18", backbone_kwargs={"stage_sizes": (2, 2)},
+                 widths=(32,))
+  x = jnp.zeros((2, 96, 96, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x))
+  out = jax.eval_shape(lambda v: model.apply(v, x), variables)
+  assert out.shape == (2, 12, 12, 3, 8)  # stem /4, second stage /2: a 12x12 grid
+  trunk = variables["params"]["ResNet_0"]
+  assert {"conv1", "layer1_0", "layer2_1"} <= set(trunk) and "layer3_0" not in trunk and "fc" not in trunk
+  features = models.create("resnet18", num_classes=1, features_only=True)
+  fmap = jax.eval_shape(lambda: features.init_with_output(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)))[0])
+  assert fmap.shape == (1, 2, 2, 512)
