@@ -9,7 +9,9 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
+
+from cnnjax.data.augment import to_float
+from cnnjax.data.views import resize_images
 
 Record = dict[str, Any]
 
@@ -32,8 +34,7 @@ def pad_objects(record: Record, max_objects: int) -> Record:
 
 def voc_record(record: Record, image_size: int) -> Record:
   """A TFDS `voc` record as a `shapes`-layout record: image resized to a square, boxes `xyxy`."""
-  image = np.asarray(Image.fromarray(np.asarray(record["image"])).resize((image_size, image_size),
-                                                                         Image.BILINEAR))
+  image = resize_images(image_size)({"image": np.asarray(record["image"])})["image"]
   bbox = np.asarray(record["objects"]["bbox"], np.float32).reshape(-1, 4)
   return {"image": image, "boxes": bbox[:, [1, 0, 3, 2]],
           "classes": np.asarray(record["objects"]["label"], np.int64).reshape(-1)}
@@ -60,11 +61,6 @@ def ground_truth(source: Sequence[Record], limit: int = 0) -> list[dict]:
     r = source[i]
     out.append({"boxes": np.asarray(r["boxes"]).reshape(-1, 4), "classes": np.asarray(r["classes"]).reshape(-1)})
   return out
-
-
-def to_float(image: jax.Array) -> jax.Array:
-  """uint8 images -> float32 in [0, 1]."""
-  return jnp.asarray(image, jnp.float32) / 255.0
 
 
 def flip_batch(key: jax.Array, batch: dict) -> dict:
