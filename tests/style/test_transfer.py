@@ -1,7 +1,5 @@
 """Pixel optimisation at tiny size: costs fall, pixels stay valid, one compile per scale, exact resume."""
 
-import functools
-
 import jax
 import numpy as np
 import pytest

@@ -116,7 +116,7 @@ def test_keras_vgg_layer_by_layer(tmp_path, images):
   # Keras/Caffe convention: BGR, 0..255, BGR mean subtracted; NHWC flatten.
   h = torch.from_numpy(images[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32))
   h = h.float().permute(0, 3, 1, 2)
-  want, taps = {}, []
+  want = {}
   for b, n in enumerate((2, 2, 4, 4, 4), 1):
     for i in range(1, n + 1):
       k, bias = kw[f"block{b}_conv{i}"]
