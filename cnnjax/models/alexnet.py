@@ -5,7 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import adaptive_avg_pool, check_input, expected_channels
+from cnnjax.models.layers import Conv, adaptive_avg_pool, check_input, expected_channels
 from cnnjax.models.registry import register
 from cnnjax.ops import max_pool
 
@@ -29,7 +29,7 @@ class AlexNet(nn.Module):
     # 63 is the smallest size whose last max pool still has a full 3x3 window.
     check_input(x, rank=4, channels=expected_channels(self, "conv1"), min_size=63)
     for i, (features, k, s, p, pool) in enumerate(_CONVS, start=1):
-      x = nn.Conv(features, (k, k), strides=(s, s), padding=((p, p), (p, p)), dtype=self.dtype,
+      x = Conv(features, (k, k), strides=(s, s), padding=((p, p), (p, p)), dtype=self.dtype,
                   name=f"conv{i}")(x)
       x = nn.relu(x)
       if pool:

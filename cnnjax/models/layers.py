@@ -7,6 +7,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cnnjax.ops import xla_cpu
+
+# Every zoo convolution: `nn.Conv` whose few-channel layers run faster on the CPU (`cnnjax.ops.xla_cpu`).
+Conv = functools.partial(nn.Conv, conv_general_dilated=xla_cpu.conv_general_dilated)
 # PyTorch's BatchNorm defaults (its momentum 0.1 is 0.9 here), so converted weights behave the same.
 BatchNorm = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
 
@@ -87,7 +91,7 @@ class ConvBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    x = nn.Conv(self.features, tuple(self.kernel_size), strides=self.strides, padding=self.padding,
+    x = Conv(self.features, tuple(self.kernel_size), strides=self.strides, padding=self.padding,
                 use_bias=not self.batch_norm, dtype=self.dtype, name="conv")(x)
     if self.batch_norm:
       x = BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn")(x)

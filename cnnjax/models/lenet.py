@@ -6,9 +6,9 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import check_choice, check_input, expected_channels
+from cnnjax.models.layers import Conv, check_choice, check_input, expected_channels
 from cnnjax.models.registry import register
-from cnnjax.ops import avg_pool, max_pool, shift_conv
+from cnnjax.ops import avg_pool, max_pool
 
 
 def scaled_tanh(x: jnp.ndarray) -> jnp.ndarray:
@@ -41,8 +41,7 @@ class LeNet5(nn.Module):
     check_input(x, rank=4, channels=expected_channels(self, "conv1"), min_size=16)
     act, pool = _ACTIVATIONS[self.activation], _POOLS[self.pool]
     for i, features in enumerate((6, 16), start=1):
-      x = nn.Conv(features, (5, 5), padding="VALID", dtype=self.dtype, name=f"conv{i}",
-                  conv_general_dilated=shift_conv.conv_general_dilated)(x)
+      x = Conv(features, (5, 5), padding="VALID", dtype=self.dtype, name=f"conv{i}")(x)
       x = pool(act(x), (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)
     x = act(nn.Dense(120, dtype=self.dtype, name="fc1")(x))

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import (BatchNorm, check_choice, check_input, expected_channels,
+from cnnjax.models.layers import (BatchNorm, Conv, check_choice, check_input, expected_channels,
                                   global_avg_pool)
 from cnnjax.models.registry import register
 from cnnjax.ops import max_pool
@@ -29,7 +29,7 @@ class _Block(nn.Module):
   def conv(self, features: int, k: int, strides: int = 1, name: str | None = None) -> nn.Conv:
     # Explicit symmetric padding, as in PyTorch ('SAME' pads unevenly at stride 2).
     p = (k - 1) // 2
-    return nn.Conv(features, (k, k), strides=(strides, strides), padding=((p, p), (p, p)),
+    return Conv(features, (k, k), strides=(strides, strides), padding=((p, p), (p, p)),
                    use_bias=False, dtype=self.dtype, name=name)
 
   def bn(self, train: bool, name: str) -> nn.BatchNorm:
@@ -99,7 +99,7 @@ class ResNet(nn.Module):
     check_choice("shortcut", self.shortcut, SHORTCUTS)
     check_input(x, rank=4, channels=expected_channels(self, "conv1"))
     k, s, p = (3, 1, 1) if self.cifar_stem else (7, 2, 3)
-    x = nn.Conv(self.widths[0], (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=False,
+    x = Conv(self.widths[0], (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=False,
                 dtype=self.dtype, name="conv1")(x)
     x = nn.relu(BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
     if not self.cifar_stem:

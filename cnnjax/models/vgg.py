@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import BatchNorm, check_choice, check_input, expected_channels
+from cnnjax.models.layers import BatchNorm, Conv, check_choice, check_input, expected_channels
 from cnnjax.models.registry import register
 from cnnjax.ops import avg_pool, max_pool
 
@@ -66,7 +66,7 @@ class VGG(nn.Module):
 
     for b, n in enumerate(self.stage_sizes, start=1):
       for i in range(1, n + 1):
-        x = nn.Conv(_WIDTHS[b - 1], (3, 3), padding="SAME", dtype=self.dtype,
+        x = Conv(_WIDTHS[b - 1], (3, 3), padding="SAME", dtype=self.dtype,
                     name=f"conv{b}_{i}")(x)
         if emit(f"conv{b}_{i}", x):
           return out

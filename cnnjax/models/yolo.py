@@ -5,7 +5,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import BatchNorm, check_input
+from cnnjax.models.layers import BatchNorm, Conv, check_input
 from cnnjax.models.registry import create, register
 
 
@@ -17,7 +17,7 @@ class DarknetBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False, dtype=self.dtype)(x)
+    x = Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False, dtype=self.dtype)(x)
     x = BatchNorm(use_running_average=not train, dtype=self.dtype)(x)
     return nn.leaky_relu(x, 0.1)
 
@@ -78,7 +78,7 @@ class YOLO(nn.Module):
         raise ValueError(f"x has spatial size {x.shape[1:3]}; YOLO needs multiples of its stride {self.stride}")
       x = DarknetTiny(self.widths, self.deep, dtype=self.dtype)(x.astype(self.dtype), train)
     x = DarknetBlock(self.widths[-1], dtype=self.dtype)(x, train)
-    out = nn.Conv(self.num_anchors * (5 + self.num_classes), (1, 1), dtype=self.dtype, name="head")(x)
+    out = Conv(self.num_anchors * (5 + self.num_classes), (1, 1), dtype=self.dtype, name="head")(x)
     n, s1, s2, _ = out.shape
     return out.reshape(n, s1, s2, self.num_anchors, 5 + self.num_classes).astype(jnp.float32)
 

@@ -23,6 +23,7 @@ import optax
 from skimage import color, exposure
 from tqdm.auto import tqdm
 
+from cnnjax.ops import xla_cpu
 from cnnjax.style.costs import content_cost, gram_matrix, style_cost_from_grams, total_cost, total_variation
 from cnnjax.train.step import NonFiniteLossError
 
@@ -229,7 +230,8 @@ def compiled_functions(extract: Extractor, content_layer: str, style_layers: tup
       z = jnp.clip(z, 0.0, 1.0)
     return z, opt_state, value
 
-  return Compiled(tx, jax.jit(targets), jax.jit(evaluate), jax.jit(step), to_image, from_image)
+  step = jax.jit(step, compiler_options=xla_cpu.compiler_options(jax.default_backend()))
+  return Compiled(tx, jax.jit(targets), jax.jit(evaluate), step, to_image, from_image)
 
 
 def _optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:

@@ -7,6 +7,9 @@ import jax
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+
+from cnnjax.ops import xla_cpu
+
 DATA_AXIS = "data"
 
 
@@ -51,10 +54,16 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 def compile_train_step(step: Callable, mesh: Mesh) -> Callable:
   """Jits `step(state, batch)`: state replicated and donated, batch split over `'data'`."""
   replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
-  return jax.jit(step, in_shardings=(replicated, split), out_shardings=(replicated, replicated), donate_argnums=0)
+  return jax.jit(step, in_shardings=(replicated, split), out_shardings=(replicated, replicated), donate_argnums=0,
+                 compiler_options=_compiler_options(mesh))
 
 
 def compile_eval_step(step: Callable, mesh: Mesh) -> Callable:
   """Jits `step(state, batch)` with the same shardings, nothing donated."""
   replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(DATA_AXIS))
-  return jax.jit(step, in_shardings=(replicated, split), out_shardings=replicated)
+  return jax.jit(step, in_shardings=(replicated, split), out_shardings=replicated,
+                 compiler_options=_compiler_options(mesh))
+
+
+def _compiler_options(mesh: Mesh) -> dict[str, str] | None:
+  return xla_cpu.compiler_options(mesh.devices.flat[0].platform)

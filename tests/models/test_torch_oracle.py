@@ -75,7 +75,9 @@ def test_lenet5_matches_torch(name):
   with torch.no_grad():
     expected = net(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
   actual = jax.jit(models.create(name, num_classes=10).apply)(variables, x)
-  assert_close(actual, expected)
+  # Both convolutions run as banded matrix products on the CPU: the same sums in float32, in
+  # another order (exact in float64: tests/ops/test_xla_cpu.py).
+  assert_close(actual, expected, rtol=5e-5)
 
 
 class TorchBlock(tnn.Module):

@@ -1,0 +1,72 @@
+"""Convolutions made fast on XLA:CPU: compile options and a drop-in `conv_general_dilated`.
+
+Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
+
+- `compiler_options`: jaxlib 0.10's XLA:CPU hands convolutions to YNNPACK. For
+  the weight gradients of a train step that is 2-8x slower than its Eigen
+  kernels (ResNet-20's 32x32x16 3x3 layer: 25 -> 12 ms; LeNet-5's conv1: 25 ->
+  3 ms), so the options keep YNNPACK for matrix products and reductions only.
+- `conv_general_dilated`: convolutions with few input channels (a first layer,
+  LeNet-5's conv2) are a poor fit for XLA:CPU's convolution kernels. On the CPU
+  such a layer runs as one matrix product per output row: the `kh` input rows
+  it reads, times a banded (Toeplitz) matrix built from the kernel. That costs
+  `Wp / kw` times the multiply-adds of a direct convolution (Wp: padded input
+  width), bought back by running as a dense matrix product that XLA computes
+  once and never fuses into its consumers. Autodiff of the same expression
+  gives the gradients. LeNet-5's train step at batch 256: 36 -> 24 ms.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import numpy as np
+
+MAX_BANDED_CHANNELS = 8  # input channels up to which a conv can run as a banded matrix product
+MAX_BANDED_COST = 12  # ... and at most this many times the multiply-adds of the direct conv (Wp / kw)
+_YNN_FOR = ("LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT", "LIBRARY_FUSION_TYPE_REDUCE")
+_NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
+
+
+def compiler_options(platform: str) -> dict[str, str] | None:
+  """`jax.jit(..., compiler_options=...)` for a program that runs on `platform` ('cpu', 'gpu', ..)."""
+  return {"xla_cpu_experimental_ynn_fusion_type": ",".join(_YNN_FOR)} if platform == "cpu" else None
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, batch_group_count=1, precision=None,
+                         preferred_element_type=None):
+  """Same arguments and result as `lax.conv_general_dilated` (usable as `nn.Conv(conv_general_dilated=...)`)."""
+  call = functools.partial(lax.conv_general_dilated, window_strides=window_strides, padding=padding,
+                           lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+                           dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+                           batch_group_count=batch_group_count, precision=precision,
+                           preferred_element_type=preferred_element_type)
+  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) if dimension_numbers else None
+  plain_args = (lhs_dilation in (None, (1, 1)) and rhs_dilation in (None, (1, 1)) and feature_group_count == 1
+                and batch_group_count == 1 and preferred_element_type is None)
+  if not (lhs.ndim == 4 and dn == _NHWC and plain_args and rhs.shape[2] <= MAX_BANDED_CHANNELS):
+    return call(lhs, rhs)
+  if isinstance(padding, str):
+    padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+  pads = tuple(tuple(p) for p in padding)
+  if (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] > MAX_BANDED_COST:
+    return call(lhs, rhs)
+  banded = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
+  return lax.platform_dependent(lhs, rhs, cpu=banded, default=lambda x, w: call(x, w))
+
+
+def banded_conv(x: jax.Array, w: jax.Array, *, strides, pads, precision=None) -> jax.Array:
+  """NHWC `x` * HWIO `w` as `[N*Ho, kh*Wp*C] @ [kh*Wp*C, Wo*D]`: stacked input rows times a banded matrix."""
+  (kh, kw, c, d), (sh, sw) = w.shape, strides
+  xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+  n, hp, wp, _ = xp.shape
+  ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+  band = np.zeros((kw, wp, wo), np.float32)  # band[j, v, o] = 1 where input column v is tap j of output column o
+  for j in range(kw):
+    band[j, np.arange(wo) * sw + j, np.arange(wo)] = 1
+  dtype = jnp.result_type(x, w)
+  matrix = jnp.einsum("jvo,ijcd->ivcod", band.astype(dtype), w.astype(dtype)).reshape(kh * wp * c, wo * d)
+  rows = jnp.stack([xp[:, i:i + (ho - 1) * sh + 1:sh] for i in range(kh)], axis=2).reshape(n * ho, kh * wp * c)
+  return jnp.matmul(rows.astype(dtype), matrix, precision=precision).reshape(n, ho, wo, d)

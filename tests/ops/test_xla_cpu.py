@@ -1,0 +1,63 @@
+"""xla_cpu.conv_general_dilated gives lax.conv_general_dilated's values and gradients; the CPU compile options."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from cnnjax.ops import xla_cpu
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _loss(conv, stride, padding):
+  def loss(x, w):
+    dn = lax.conv_dimension_numbers(x.shape, w.shape, _DN)
+    return jnp.sum(jnp.sin(conv(x, w, (stride, stride), padding, dimension_numbers=dn)))
+  return loss
+
+
+@pytest.mark.parametrize("cin,k,stride,padding", [(1, 5, 1, "VALID"), (3, 3, 2, ((1, 1), (1, 1))),
+                                                  (3, 3, 1, "SAME"), (6, 5, 1, "VALID"), (2, 3, 2, ((0, 2), (1, 0)))])
+def test_banded_values_and_gradients_match_lax(cin, k, stride, padding):
+  rng = np.random.default_rng(cin + k)
+  x = jnp.asarray(rng.standard_normal((2, 9, 8, cin)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((k, k, cin, 4)), jnp.float32)
+  want = jax.value_and_grad(_loss(lax.conv_general_dilated, stride, padding), argnums=(0, 1))(x, w)
+  got = jax.jit(jax.value_and_grad(_loss(xla_cpu.conv_general_dilated, stride, padding), argnums=(0, 1)))(x, w)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-4)  # float32 sums, other order
+
+
+def test_banded_conv_is_the_convolution_in_float64():
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(0)
+    x, w = jnp.asarray(rng.normal(size=(3, 14, 13, 6))), jnp.asarray(rng.normal(size=(5, 3, 6, 16)))
+    got = xla_cpu.banded_conv(x, w, strides=(2, 1), pads=((1, 2), (0, 1)))
+    want = lax.conv_general_dilated(x, w, (2, 1), ((1, 2), (0, 1)), dimension_numbers=_DN)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
+
+
+def test_the_cpu_path_is_a_matrix_product_only_where_it_pays():
+  def hlo(x_shape, w_shape):
+    x, w = jnp.zeros(x_shape), jnp.zeros(w_shape)
+    return jax.jit(lambda x, w: xla_cpu.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
+                   ).lower(x, w).as_text()
+  assert "stablehlo.dot_general" in hlo((2, 32, 32, 1), (5, 5, 1, 6))  # LeNet-5's conv1
+  assert "stablehlo.dot_general" not in hlo((2, 32, 32, 16), (3, 3, 16, 16))  # too many channels
+  assert "stablehlo.dot_general" not in hlo((2, 224, 224, 3), (3, 3, 3, 8))  # 75x the multiply-adds
+
+
+def test_other_layouts_fall_back_to_lax():
+  x = jnp.ones((1, 2, 5, 5))  # NCHW
+  w = jnp.ones((3, 2, 3, 3))  # OIHW
+  got = xla_cpu.conv_general_dilated(x, w, (1, 1), "VALID")
+  np.testing.assert_allclose(np.asarray(got), np.asarray(lax.conv_general_dilated(x, w, (1, 1), "VALID")))
+
+
+def test_compiler_options_apply_to_the_cpu_only_and_compile():
+  assert xla_cpu.compiler_options("gpu") is None
+  options = xla_cpu.compiler_options("cpu")
+  compiled = jax.jit(lambda x: jnp.mean(x @ x.T), compiler_options=options).lower(jnp.ones((64, 64))).compile()
+  np.testing.assert_allclose(float(compiled(jnp.ones((64, 64)))), 64.0)
