@@ -24,7 +24,8 @@ from jax import lax
 import numpy as np
 
 MAX_BANDED_CHANNELS = 8  # input channels up to which a conv can run as a banded matrix product
-MAX_BANDED_COST = 12  # ... and at most this many times the multiply-adds of the direct conv (Wp / kw)
+MAX_BANDED_COST = 12  # ... and a padded input at most this many kernels wide (Wp / kw)
+BAND_SPAN = 4  # kernel widths of input columns per band tile
 _YNN_FOR = ("LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT", "LIBRARY_FUSION_TYPE_REDUCE")
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
 
@@ -58,15 +59,26 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
 
 def banded_conv(x: jax.Array, w: jax.Array, *, strides, pads, precision=None) -> jax.Array:
-  """NHWC `x` * HWIO `w` as `[N*Ho, kh*Wp*C] @ [kh*Wp*C, Wo*D]`: stacked input rows times a banded matrix."""
+  """NHWC `x` * HWIO `w` as one matrix product: stacked input rows times a banded (Toeplitz) matrix.
+
+  The output width is cut into tiles of `Wt` columns, each read from `(Wt - 1) * sw + kw`
+  input columns, as few tiles as keep that span within `BAND_SPAN` kernel widths: a row of
+  the product is one tile of one output row, `[N*Ho*tiles, kh*span*C] @ [kh*span*C, Wt*D]`.
+  """
   (kh, kw, c, d), (sh, sw) = w.shape, strides
   xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
   n, hp, wp, _ = xp.shape
   ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-  band = np.zeros((kw, wp, wo), np.float32)  # band[j, v, o] = 1 where input column v is tap j of output column o
+  tiles = -(-wp // (BAND_SPAN * kw))
+  wt = -(-wo // tiles)
+  span = (wt - 1) * sw + kw
+  xp = jnp.pad(xp, ((0, 0), (0, 0), (0, max(0, (tiles * wt - 1) * sw + kw - wp)), (0, 0)))  # whole last tile
+  band = np.zeros((kw, span, wt), np.float32)  # band[j, v, o] = 1 where column v of a span is tap j of output o
   for j in range(kw):
-    band[j, np.arange(wo) * sw + j, np.arange(wo)] = 1
+    band[j, np.arange(wt) * sw + j, np.arange(wt)] = 1
   dtype = jnp.result_type(x, w)
-  matrix = jnp.einsum("jvo,ijcd->ivcod", band.astype(dtype), w.astype(dtype)).reshape(kh * wp * c, wo * d)
-  rows = jnp.stack([xp[:, i:i + (ho - 1) * sh + 1:sh] for i in range(kh)], axis=2).reshape(n * ho, kh * wp * c)
-  return jnp.matmul(rows.astype(dtype), matrix, precision=precision).reshape(n, ho, wo, d)
+  matrix = jnp.einsum("jvo,ijcd->ivcod", band.astype(dtype), w.astype(dtype)).reshape(kh * span * c, wt * d)
+  rows = jnp.stack([xp[:, i:i + (ho - 1) * sh + 1:sh, t * wt * sw:t * wt * sw + span]
+                    for t in range(tiles) for i in range(kh)], axis=2).reshape(n * ho * tiles, kh * span * c)
+  y = jnp.matmul(rows.astype(dtype), matrix, precision=precision).reshape(n, ho, tiles * wt, d)
+  return y[:, :, :wo]

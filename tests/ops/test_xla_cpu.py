@@ -22,7 +22,7 @@ def _loss(conv, stride, padding):
                                                   (3, 3, 1, "SAME"), (6, 5, 1, "VALID"), (2, 3, 2, ((0, 2), (1, 0)))])
 def test_banded_values_and_gradients_match_lax(cin, k, stride, padding):
   rng = np.random.default_rng(cin + k)
-  x = jnp.asarray(rng.standard_normal((2, 9, 8, cin)), jnp.float32)
+  x = jnp.asarray(rng.standard_normal((2, 9, 26, cin)), jnp.float32)  # 2-3 band tiles
   w = jnp.asarray(rng.standard_normal((k, k, cin, 4)), jnp.float32)
   want = jax.value_and_grad(_loss(lax.conv_general_dilated, stride, padding), argnums=(0, 1))(x, w)
   got = jax.jit(jax.value_and_grad(_loss(xla_cpu.conv_general_dilated, stride, padding), argnums=(0, 1)))(x, w)
@@ -30,12 +30,17 @@ def test_banded_values_and_gradients_match_lax(cin, k, stride, padding):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-4)  # float32 sums, other order
 
 
-def test_banded_conv_is_the_convolution_in_float64():
+@pytest.mark.parametrize("x_shape,w_shape,strides,pads", [
+    ((3, 14, 13, 6), (5, 3, 6, 16), (2, 1), ((1, 2), (0, 1))),  # one band tile
+    ((2, 7, 41, 2), (3, 3, 2, 5), (1, 2), ((1, 1), (2, 0))),  # 4 tiles, the last one partly outside
+    ((2, 32, 32, 1), (5, 5, 1, 6), (1, 1), ((0, 0), (0, 0))),  # LeNet-5's conv1: 2 tiles
+])
+def test_banded_conv_is_the_convolution_in_float64(x_shape, w_shape, strides, pads):
   with jax.enable_x64(True):
     rng = np.random.default_rng(0)
-    x, w = jnp.asarray(rng.normal(size=(3, 14, 13, 6))), jnp.asarray(rng.normal(size=(5, 3, 6, 16)))
-    got = xla_cpu.banded_conv(x, w, strides=(2, 1), pads=((1, 2), (0, 1)))
-    want = lax.conv_general_dilated(x, w, (2, 1), ((1, 2), (0, 1)), dimension_numbers=_DN)
+    x, w = jnp.asarray(rng.normal(size=x_shape)), jnp.asarray(rng.normal(size=w_shape))
+    got = xla_cpu.banded_conv(x, w, strides=strides, pads=pads)
+    want = lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_DN)
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
 
 
