@@ -104,8 +104,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   sampler = embedding.PKSampler(train_labels, config.p, config.k, seed=config.seed)
   dtype = jnp.dtype(config.dtype)
   model = models.create(config.model, num_classes=config.embedding_dim, dtype=dtype, **config.model_kwargs)
-  mean = (train_images.mean(axis=(0, 1, 2)) / 255).astype(np.float32)
-  std = np.maximum(train_images.std(axis=(0, 1, 2)) / 255, 1e-3).astype(np.float32)
+  mean, std = classify.image_channel_stats(train_images)
   mesh = parallel.data_mesh()
   embed = make_embedder(model, classify.make_preprocess(mean, std, dtype), mesh, config.eval_batch_size)
   pairs = {part: evaluation_pairs(config, part, data[part][1], data[part][2]) for part in ("val", "test")}

@@ -16,8 +16,13 @@ from cnnjax.train.step import Batch, make_eval_step
 
 
 def channel_stats(source: Sequence[dict], *, limit: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-  """Per-channel mean and std of the first `limit` images, in [0, 1] units."""
-  images = np.stack([source[i]["image"] for i in range(min(len(source), limit))]).astype(np.float64) / 255.0
+  """Per-channel mean and std of the first `limit` records' images, in [0, 1] units."""
+  return image_channel_stats(np.stack([source[i]["image"] for i in range(min(len(source), limit))]))
+
+
+def image_channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std (at least 1e-3) of uint8 images `[..., C]`, in [0, 1] units."""
+  images = np.asarray(images, np.float64) / 255.0
   axes = tuple(range(images.ndim - 1))
   return images.mean(axis=axes).astype(np.float32), np.maximum(images.std(axis=axes), 1e-3).astype(np.float32)
 
