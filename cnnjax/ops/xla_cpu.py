@@ -8,12 +8,14 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
   3 ms), so the options keep YNNPACK for matrix products and reductions only.
 - `conv_general_dilated`: convolutions with few input channels (a first layer,
   LeNet-5's conv2) are a poor fit for XLA:CPU's convolution kernels. On the CPU
-  such a layer runs as one matrix product per output row: the `kh` input rows
-  it reads, times a banded (Toeplitz) matrix built from the kernel. That costs
-  `Wp / kw` times the multiply-adds of a direct convolution (Wp: padded input
-  width), bought back by running as a dense matrix product that XLA computes
-  once and never fuses into its consumers. Autodiff of the same expression
-  gives the gradients. LeNet-5's train step at batch 256: 36 -> 24 ms.
+  such a layer runs as one matrix product per output row (and width tile): the
+  `kh` input rows it reads, times a banded (Toeplitz) matrix built from the
+  kernel. That costs up to `BAND_SPAN` times the multiply-adds of a direct
+  convolution, bought back by running as a dense matrix product that XLA
+  computes once and never fuses into its consumers. Autodiff of the same
+  expression gives the gradients. LeNet-5's train step at batch 256: 36 -> 20 ms.
+  Wide images (more than `MAX_BANDED_COST` kernels) stay on the library conv,
+  which is faster there (ResNet-50's stem at 224 px).
 """
 
 import functools
