@@ -30,7 +30,7 @@ class _Block(nn.Module):
     # Explicit symmetric padding, as in PyTorch ('SAME' pads unevenly at stride 2).
     p = (k - 1) // 2
     return Conv(features, (k, k), strides=(strides, strides), padding=((p, p), (p, p)),
-                   use_bias=False, dtype=self.dtype, name=name)
+                use_bias=False, dtype=self.dtype, name=name)
 
   def bn(self, train: bool, name: str) -> nn.BatchNorm:
     return BatchNorm(use_running_average=not train, dtype=self.dtype, name=name)

@@ -2,22 +2,28 @@
 
 Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
 
-- `compiler_options`: jaxlib 0.10's XLA:CPU hands convolutions to YNNPACK. For
-  the weight gradients of a train step that is 2-8x slower than its Eigen
-  kernels (ResNet-20's 32x32x16 3x3 layer: 25 -> 12 ms; LeNet-5's conv1: 25 ->
-  3 ms), so the options keep YNNPACK for matrix products and reductions only.
-- `conv_general_dilated`: convolutions with few input channels (a first layer,
-  LeNet-5's conv2) are a poor fit for XLA:CPU's convolution kernels. On the CPU
-  such a layer runs as one matrix product per output row (and width tile): the
-  `kh` input rows it reads, times a banded (Toeplitz) matrix built from the
-  kernel. That costs up to `BAND_SPAN` times the multiply-adds of a direct
-  convolution, bought back by running as a dense matrix product that XLA
-  computes once and never fuses into its consumers. Autodiff of the same
-  expression gives the gradients. LeNet-5's train step at batch 256: 36 -> 20 ms.
-  Wide images (more than `MAX_BANDED_COST` kernels) stay on the library conv,
-  which is faster there (ResNet-50's stem at 224 px).
+- `compiler_options`: jaxlib 0.10's XLA:CPU hands convolutions and matrix
+  products to YNNPACK. For a train step's weight gradients that is 2-8x slower
+  than XLA's Eigen kernels (ResNet-20's 32x32x16 3x3 layer: 25 -> 12 ms;
+  LeNet-5's conv1: 25 -> 3 ms), and its products are no faster here, so the
+  options keep YNNPACK for reductions only (without it BatchNorm's reductions
+  become a slow `reduce-window`).
+- `conv_general_dilated`, on the CPU, for 2D channels-last convolutions:
+  - few input channels (a first layer, LeNet-5's conv2) are a poor fit for
+    XLA:CPU's convolution kernels. Such a layer runs as one matrix product per
+    output row (and width tile): the `kh` input rows it reads, times a banded
+    (Toeplitz) matrix built from the kernel. That costs up to about
+    `BAND_SPAN` times the multiply-adds of a direct convolution, bought back
+    by running as a dense matrix product that XLA computes once and never
+    fuses into its consumers; autodiff of it gives the gradients. Wide images
+    (more than `MAX_BANDED_COST` kernels) stay on the library conv, which is
+    faster there (ResNet-50's stem at 224 px).
+  - every other layer is the library conv, with a weight gradient computed
+    from transposed copies that read the stored activations (`_transpose`):
+    ResNet-20's train step 715 -> 600 ms.
 """
 
+from collections.abc import Sequence
 import functools
 
 import jax
@@ -28,7 +34,7 @@ import numpy as np
 MAX_BANDED_CHANNELS = 8  # input channels up to which a conv can run as a banded matrix product
 MAX_BANDED_COST = 12  # ... and a padded input at most this many kernels wide (Wp / kw)
 BAND_SPAN = 4  # kernel widths of input columns per band tile
-_YNN_FOR = ("LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT", "LIBRARY_FUSION_TYPE_REDUCE")
+_YNN_FOR = ("LIBRARY_FUSION_TYPE_REDUCE",)
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
 
 
@@ -49,15 +55,59 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) if dimension_numbers else None
   plain_args = (lhs_dilation in (None, (1, 1)) and rhs_dilation in (None, (1, 1)) and feature_group_count == 1
                 and batch_group_count == 1 and preferred_element_type is None)
-  if not (lhs.ndim == 4 and dn == _NHWC and plain_args and rhs.shape[2] <= MAX_BANDED_CHANNELS):
+  if not (lhs.ndim == 4 and dn == _NHWC and plain_args):
     return call(lhs, rhs)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   pads = tuple(tuple(p) for p in padding)
-  if (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] > MAX_BANDED_COST:
-    return call(lhs, rhs)
-  banded = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
-  return lax.platform_dependent(lhs, rhs, cpu=banded, default=lambda x, w: call(x, w))
+  narrow = (rhs.shape[2] <= MAX_BANDED_CHANNELS
+            and (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] <= MAX_BANDED_COST)
+  cpu = functools.partial(banded_conv if narrow else _conv, strides=tuple(window_strides), pads=pads,
+                          precision=precision)
+  return lax.platform_dependent(lhs, rhs, cpu=cpu, default=lambda x, w: call(x, w))
+
+
+def _lax_conv(x, w, strides, pads, precision):
+  return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv(x, w, strides, pads, precision):
+  """The library conv, with a weight gradient that reads the stored activations (see `_transpose`)."""
+  return _lax_conv(x, w, strides, pads, precision)
+
+
+def _conv_fwd(x, w, strides, pads, precision):
+  return _lax_conv(x, w, strides, pads, precision), (x, w)
+
+
+def _conv_bwd(strides, pads, precision, residuals, dy):
+  x, w = residuals
+  dx = jax.vjp(lambda x_: _lax_conv(x_, w, strides, pads, precision), x)[1](dy)[0]
+  # dw[i, j, c, d] = sum over n, h, w of x[n, h*s + i, w*s + j, c] dy[n, h, w, d]: a conv of x as
+  # [C, H, W, N] with dy as a [Ho, Wo, N, D] kernel dilated by the stride, XLA:CPU's own lowering.
+  kh, kw = w.shape[:2]
+  dw = lax.conv_general_dilated(_transpose(x, (3, 1, 2, 0)), _transpose(dy, (1, 2, 0, 3)), (1, 1), pads,
+                                rhs_dilation=strides, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                precision=precision)
+  return dx, jnp.transpose(dw[:, :kh, :kw], (1, 2, 0, 3)).astype(w.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _transpose(x: jax.Array, perm: Sequence[int]) -> jax.Array:
+  """`jnp.transpose(x, perm)` that reads `x` where it is stored.
+
+  XLA:CPU fuses the element-wise producers of a transpose into it and recomputes
+  them in the transposed order: for a ResNet's weight gradients, the BatchNorm,
+  ReLU and residual sums of a whole stage (up to 54 ms for one 8 MB copy, where
+  a plain transpose takes 1.5 ms). A product with the identity is never fused
+  that way and is exact (one nonzero term per sum).
+  """
+  eye = jnp.eye(x.shape[-1], dtype=x.dtype)
+  return jnp.transpose(jnp.matmul(x, eye, precision=lax.Precision.HIGHEST), perm)
 
 
 def banded_conv(x: jax.Array, w: jax.Array, *, strides, pads, precision=None) -> jax.Array:

@@ -18,9 +18,12 @@ def _loss(conv, stride, padding):
   return loss
 
 
-@pytest.mark.parametrize("cin,k,stride,padding", [(1, 5, 1, "VALID"), (3, 3, 2, ((1, 1), (1, 1))),
-                                                  (3, 3, 1, "SAME"), (6, 5, 1, "VALID"), (2, 3, 2, ((0, 2), (1, 0)))])
-def test_banded_values_and_gradients_match_lax(cin, k, stride, padding):
+@pytest.mark.parametrize("cin,k,stride,padding", [
+    # banded (at most 8 input channels)
+    (1, 5, 1, "VALID"), (3, 3, 2, ((1, 1), (1, 1))), (3, 3, 1, "SAME"), (6, 5, 1, "VALID"), (2, 3, 2, ((0, 2), (1, 0))),
+    # the library conv with its weight gradient from transposed operands
+    (12, 3, 1, "SAME"), (12, 3, 2, ((1, 1), (1, 1))), (16, 1, 2, "VALID"), (10, 3, 2, ((0, 1), (2, 0)))])
+def test_values_and_gradients_match_lax(cin, k, stride, padding):
   rng = np.random.default_rng(cin + k)
   x = jnp.asarray(rng.standard_normal((2, 9, 26, cin)), jnp.float32)  # 2-3 band tiles
   w = jnp.asarray(rng.standard_normal((k, k, cin, 4)), jnp.float32)
