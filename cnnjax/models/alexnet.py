@@ -30,7 +30,7 @@ class AlexNet(nn.Module):
     check_input(x, rank=4, channels=expected_channels(self, "conv1"), min_size=63)
     for i, (features, k, s, p, pool) in enumerate(_CONVS, start=1):
       x = Conv(features, (k, k), strides=(s, s), padding=((p, p), (p, p)), dtype=self.dtype,
-                  name=f"conv{i}")(x)
+               name=f"conv{i}")(x)
       x = nn.relu(x)
       if pool:
         x = max_pool(x, (3, 3), strides=(2, 2))
