@@ -92,7 +92,7 @@ class ConvBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     x = Conv(self.features, tuple(self.kernel_size), strides=self.strides, padding=self.padding,
-            use_bias=not self.batch_norm, dtype=self.dtype, name="conv")(x)
+             use_bias=not self.batch_norm, dtype=self.dtype, name="conv")(x)
     if self.batch_norm:
       x = BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn")(x)
     return nn.relu(x) if self.relu else x

@@ -100,7 +100,7 @@ class ResNet(nn.Module):
     check_input(x, rank=4, channels=expected_channels(self, "conv1"))
     k, s, p = (3, 1, 1) if self.cifar_stem else (7, 2, 3)
     x = Conv(self.widths[0], (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=False,
-               dtype=self.dtype, name="conv1")(x)
+             dtype=self.dtype, name="conv1")(x)
     x = nn.relu(BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
     if not self.cifar_stem:
       x = max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))

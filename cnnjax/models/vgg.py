@@ -67,7 +67,7 @@ class VGG(nn.Module):
     for b, n in enumerate(self.stage_sizes, start=1):
       for i in range(1, n + 1):
         x = Conv(_WIDTHS[b - 1], (3, 3), padding="SAME", dtype=self.dtype,
-                   name=f"conv{b}_{i}")(x)
+                 name=f"conv{b}_{i}")(x)
         if emit(f"conv{b}_{i}", x):
           return out
         if self.batch_norm:
