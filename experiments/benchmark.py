@@ -149,8 +149,13 @@ def plot(results: dict, path: str) -> str:
     groups.setdefault(f"{r['model']} b{r['batch_size']} {r['dtype']}", []).append(r)
   for label, rows in groups.items():
     rows = sorted(rows, key=lambda r: r["devices"])
-    axes[0].plot([r["devices"] for r in rows], [r["train_images_per_s"] for r in rows], "o-", label=label)
-  axes[0].set(xlabel="devices", ylabel="train images/s", title="Data-parallel train step")
+    base = rows[0]
+    axes[0].plot([r["devices"] for r in rows], [r["train_images_per_s"] / base["train_images_per_s"] for r in rows],
+                 "o-", label=f"{label} ({base['train_images_per_s']:,.0f} img/s on {base['devices']})")
+  counts = sorted({r["devices"] for r in results["classifiers"]})
+  if counts:
+    axes[0].plot(counts, [c / counts[0] for c in counts], "k--", lw=0.8, label="ideal")
+  axes[0].set(xlabel="devices", ylabel="train speed-up over the fewest devices", title="Data-parallel scaling")
   axes[0].legend(fontsize=7)
   bars = [(f"{r['model']} {r['devices']}d {k[len('ratio_'):]}", r[k]) for r in results["classifiers"]
           for k in r if k.startswith("ratio_") and not k.endswith("_min")]
