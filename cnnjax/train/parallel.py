@@ -7,7 +7,6 @@ import jax
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-
 from cnnjax.ops import xla_cpu
 
 DATA_AXIS = "data"
