@@ -16,6 +16,7 @@ import optax
 
 from cnnjax.detection.boxes import select_detections
 from cnnjax.detection.proposals import crop_and_resize, decode_deltas, encode_deltas, roi_max_pool
+from cnnjax.models.layers import Conv
 
 
 class _Trunk(nn.Module):
@@ -26,7 +27,7 @@ class _Trunk(nn.Module):
   @nn.compact
   def __call__(self, x):
     for i, w in enumerate(self.widths):
-      x = nn.relu(nn.Conv(w, (3, 3), padding="SAME", dtype=self.dtype)(x))
+      x = nn.relu(Conv(w, (3, 3), padding="SAME", dtype=self.dtype)(x))
       if i < self.pools:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))
     return x

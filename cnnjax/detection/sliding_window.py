@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from cnnjax.detection.boxes import select_detections
+from cnnjax.models.layers import Conv
 
 
 def feature_size(window: int, features: Sequence[int], kernel: int) -> int:
@@ -40,7 +41,7 @@ class _Trunk(nn.Module):
   @nn.compact
   def __call__(self, x):
     for i, f in enumerate(self.features):
-      x = nn.Conv(f, (self.kernel, self.kernel), padding="VALID", dtype=self.dtype, name=f"conv{i}")(x)
+      x = Conv(f, (self.kernel, self.kernel), padding="VALID", dtype=self.dtype, name=f"conv{i}")(x)
       x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
     return x
 
@@ -77,10 +78,10 @@ class ConvWindowClassifier(nn.Module):
     x = _Trunk(self.features, self.kernel, self.dtype, name="trunk")(x.astype(self.dtype))
     for j, h in enumerate(self.hidden):
       size = (f, f) if j == 0 else (1, 1)
-      x = nn.relu(nn.Conv(h, size, padding="VALID", dtype=self.dtype, name=f"fc{j}")(x))
+      x = nn.relu(Conv(h, size, padding="VALID", dtype=self.dtype, name=f"fc{j}")(x))
     size = (1, 1) if self.hidden else (f, f)
-    return nn.Conv(self.num_classes, size, padding="VALID", dtype=self.dtype,
-                   name=f"fc{len(self.hidden)}")(x).astype(jnp.float32)
+    return Conv(self.num_classes, size, padding="VALID", dtype=self.dtype,
+                name=f"fc{len(self.hidden)}")(x).astype(jnp.float32)
 
 
 def fc_to_conv(params: dict, window: int, features: Sequence[int], kernel: int) -> dict:

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 
 from cnnjax.ops import xla_cpu
 
-# Every zoo convolution: `nn.Conv` with the XLA:CPU fast paths of `cnnjax.ops.xla_cpu` (same values and parameters).
+# Every trainable 2D convolution of cnnjax's networks: `nn.Conv` with the XLA:CPU fast paths of
+# `cnnjax.ops.xla_cpu` (same values and parameters).
 Conv = functools.partial(nn.Conv, conv_general_dilated=xla_cpu.conv_general_dilated)
 # PyTorch's BatchNorm defaults (its momentum 0.1 is 0.9 here), so converted weights behave the same.
 BatchNorm = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
