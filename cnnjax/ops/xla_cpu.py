@@ -18,12 +18,13 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
     fuses into its consumers; autodiff of it gives the gradients. Wide images
     (more than `MAX_BANDED_COST` kernels) stay on the library conv, which is
     faster there (ResNet-50's stem at 224 px).
-  - every other layer is the library conv, with a weight gradient computed
-    from transposed copies that read the stored activations (`_transpose`):
-    ResNet-20's train step 715 -> 600 ms.
+  - every other layer is the library conv.
+- `stored`: a value that XLA:CPU computes once instead of recomputing it in
+  each consumer, for a ResNet's activations (ResNet-20's train step: 689 ->
+  629 ms; it replaces session 2's custom weight gradient, 715 -> 600 ms there,
+  which took the same effect from a product with the identity at more cost).
 """
 
-from collections.abc import Sequence
 import functools
 
 import jax
@@ -55,59 +56,57 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) if dimension_numbers else None
   plain_args = (lhs_dilation in (None, (1, 1)) and rhs_dilation in (None, (1, 1)) and feature_group_count == 1
                 and batch_group_count == 1 and preferred_element_type is None)
-  if not (lhs.ndim == 4 and dn == _NHWC and plain_args):
+  if not (lhs.ndim == 4 and dn == _NHWC and plain_args and rhs.shape[2] <= MAX_BANDED_CHANNELS):
     return call(lhs, rhs)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   pads = tuple(tuple(p) for p in padding)
-  narrow = (rhs.shape[2] <= MAX_BANDED_CHANNELS
-            and (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] <= MAX_BANDED_COST)
-  cpu = functools.partial(banded_conv if narrow else _conv, strides=tuple(window_strides), pads=pads,
-                          precision=precision)
+  if (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] > MAX_BANDED_COST:
+    return call(lhs, rhs)
+  cpu = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
   return lax.platform_dependent(lhs, rhs, cpu=cpu, default=lambda x, w: call(x, w))
 
 
-def _lax_conv(x, w, strides, pads, precision):
-  return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                  precision=precision)
+def stored(x: jax.Array) -> jax.Array:
+  """`x`, computed once and read from memory by all its consumers; in the backward pass, its gradient too.
 
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _conv(x, w, strides, pads, precision):
-  """The library conv, with a weight gradient that reads the stored activations (see `_transpose`)."""
-  return _lax_conv(x, w, strides, pads, precision)
-
-
-def _conv_fwd(x, w, strides, pads, precision):
-  return _lax_conv(x, w, strides, pads, precision), (x, w)
-
-
-def _conv_bwd(strides, pads, precision, residuals, dy):
-  x, w = residuals
-  dx = jax.vjp(lambda x_: _lax_conv(x_, w, strides, pads, precision), x)[1](dy)[0]
-  # dw[i, j, c, d] = sum over n, h, w of x[n, h*s + i, w*s + j, c] dy[n, h, w, d]: a conv of x as
-  # [C, H, W, N] with dy as a [Ho, Wo, N, D] kernel dilated by the stride, XLA:CPU's own lowering.
-  kh, kw = w.shape[:2]
-  dw = lax.conv_general_dilated(_transpose(x, (3, 1, 2, 0)), _transpose(dy, (1, 2, 0, 3)), (1, 1), pads,
-                                rhs_dilation=strides, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                precision=precision)
-  return dx, jnp.transpose(dw[:, :kh, :kw], (1, 2, 0, 3)).astype(w.dtype)
-
-
-_conv.defvjp(_conv_fwd, _conv_bwd)
-
-
-def _transpose(x: jax.Array, perm: Sequence[int]) -> jax.Array:
-  """`jnp.transpose(x, perm)` that reads `x` where it is stored.
-
-  XLA:CPU fuses the element-wise producers of a transpose into it and recomputes
-  them in the transposed order: for a ResNet's weight gradients, the BatchNorm,
-  ReLU and residual sums of a whole stage (up to 54 ms for one 8 MB copy, where
-  a plain transpose takes 1.5 ms). A product with the identity is never fused
-  that way and is exact (one nonzero term per sum).
+  XLA:CPU copies a chain of element-wise ops into every consumer it can fuse
+  them into, and has no fusion barrier of its own (it drops
+  `optimization_barrier`). In a ResNet the residual sums make that chain as long
+  as a stage: each block recomputed the BatchNorm, ReLU and sums of the blocks
+  before it, in the forward pass and for every weight gradient. Values are
+  unchanged; other platforms get `x` as it is.
   """
-  eye = jnp.eye(x.shape[-1], dtype=x.dtype)
-  return jnp.transpose(jnp.matmul(x, eye, precision=lax.Precision.HIGHEST), perm)
+  return lax.platform_dependent(x, cpu=_stored, default=lambda x: x)
+
+
+@jax.custom_vjp
+def _stored(x):
+  return _fusion_barrier(x)
+
+
+_stored.defvjp(lambda x: (_fusion_barrier(x), None), lambda _, g: (_fusion_barrier(g),))
+
+
+def _fusion_barrier(x: jax.Array) -> jax.Array:
+  """`x` passed through a loop that XLA can neither remove nor fuse across.
+
+  The loop runs once or not at all, by the top bit of a random number (so XLA
+  cannot know its trip count), and rewrites a column of `x` with itself: the
+  result is `x` either way, at the cost of a few microseconds. The column spans
+  the leading (batch) axis, so a batch-sharded `x` needs no communication.
+  """
+  if x.ndim == 0:
+    return x
+  at, column = (0,) * x.ndim, (x.shape[0],) + (1,) * (x.ndim - 1)
+
+  def rewrite_column(carry):
+    i, y = carry
+    return i + 1, lax.dynamic_update_slice(y, lax.dynamic_slice(y, at, column), at)
+
+  _, bits = lax.rng_bit_generator(jnp.zeros((4,), jnp.uint32), (), dtype=jnp.uint32)
+  start = (bits >> 31).astype(jnp.int32)
+  return lax.while_loop(lambda carry: carry[0] < 1, rewrite_column, (start, x))[1]
 
 
 def banded_conv(x: jax.Array, w: jax.Array, *, strides, pads, precision=None) -> jax.Array:

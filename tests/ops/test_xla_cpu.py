@@ -1,4 +1,10 @@
-"""xla_cpu.conv_general_dilated gives lax.conv_general_dilated's values and gradients; the CPU compile options."""
+"""xla_cpu: conv_general_dilated gives lax.conv_general_dilated's values and gradients; `stored` is the identity
+and computes its argument once; the CPU compile options."""
+
+import os
+import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +27,7 @@ def _loss(conv, stride, padding):
 @pytest.mark.parametrize("cin,k,stride,padding", [
     # banded (at most 8 input channels)
     (1, 5, 1, "VALID"), (3, 3, 2, ((1, 1), (1, 1))), (3, 3, 1, "SAME"), (6, 5, 1, "VALID"), (2, 3, 2, ((0, 2), (1, 0))),
-    # the library conv with its weight gradient from transposed operands
+    # the library conv
     (12, 3, 1, "SAME"), (12, 3, 2, ((1, 1), (1, 1))), (16, 1, 2, "VALID"), (10, 3, 2, ((0, 1), (2, 0)))])
 def test_values_and_gradients_match_lax(cin, k, stride, padding):
   rng = np.random.default_rng(cin + k)
@@ -69,3 +75,49 @@ def test_compiler_options_apply_to_the_cpu_only_and_compile():
   options = xla_cpu.compiler_options("cpu")
   compiled = jax.jit(lambda x: jnp.mean(x @ x.T), compiler_options=options).lower(jnp.ones((64, 64))).compile()
   np.testing.assert_allclose(float(compiled(jnp.ones((64, 64)))), 64.0)
+
+
+def _stored_loss(store):
+  def loss(x, a):
+    y = jax.nn.relu(x * a + 0.5)
+    return jnp.sum(jnp.sin(xla_cpu.stored(y) if store else y) * jnp.arange(y.shape[-1]))
+  return loss
+
+
+def test_stored_is_the_identity_for_values_and_gradients():
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((6, 5, 3)), jnp.float32)
+  want = jax.jit(jax.value_and_grad(_stored_loss(False), argnums=(0, 1)))(x, 1.5)
+  got = jax.jit(jax.value_and_grad(_stored_loss(True), argnums=(0, 1)))(x, 1.5)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-6)  # sums fused in another order
+  np.testing.assert_array_equal(np.asarray(jax.jit(xla_cpu.stored)(x[0, 0, 0])), np.asarray(x[0, 0, 0]))
+
+
+def _relus_in_compiled(store):
+  def two_readers(x):
+    y = jax.nn.relu(x * 2 + 1)
+    y = xla_cpu.stored(y) if store else y
+    return jnp.transpose(y), y[::2] * 3
+  text = jax.jit(two_readers).lower(jnp.ones((64, 48))).compile().as_text()
+  return len(re.findall(r"\} maximum\(", text))
+
+
+def test_stored_values_are_computed_once_where_xla_would_compute_them_per_reader():
+  assert _relus_in_compiled(store=False) == 2  # XLA:CPU's own program: the ReLU fused into both readers
+  assert _relus_in_compiled(store=True) == 1
+
+
+def test_stored_needs_no_communication_on_a_batch_sharded_array():
+  script = """
+import re, jax, jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+from cnnjax.ops import xla_cpu
+x = jax.device_put(jnp.arange(8 * 6.).reshape(8, 6), NamedSharding(jax.make_mesh((2,), ("data",)), P("data")))
+f = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(xla_cpu.stored(jax.nn.relu(x))))))
+print(len(re.findall(r"all-reduce|all-gather|all-to-all|collective-permute", f.lower(x).compile().as_text())))
+print(bool(jnp.allclose(f(x), jnp.cos(jax.nn.relu(x)) * (x > 0))))
+"""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split() == ["0", "True"]
