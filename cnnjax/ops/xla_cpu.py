@@ -1,4 +1,4 @@
-"""Convolutions made fast on XLA:CPU: compile options and a drop-in `conv_general_dilated`.
+"""XLA:CPU made fast: compile options, host memory reuse, a drop-in `conv_general_dilated`, `stored`.
 
 Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
 
@@ -8,23 +8,23 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
   LeNet-5's conv1: 25 -> 3 ms), and its products are no faster here, so the
   options keep YNNPACK for reductions only (without it BatchNorm's reductions
   become a slow `reduce-window`).
-- `conv_general_dilated`, on the CPU, for 2D channels-last convolutions:
-  - few input channels (a first layer, LeNet-5's conv2) are a poor fit for
-    XLA:CPU's convolution kernels. Such a layer runs as one matrix product per
-    output row (and width tile): the `kh` input rows it reads, times a banded
-    (Toeplitz) matrix built from the kernel. That costs up to about
-    `BAND_SPAN` times the multiply-adds of a direct convolution, bought back
-    by running as a dense matrix product that XLA computes once and never
-    fuses into its consumers; autodiff of it gives the gradients. Wide images
-    (more than `MAX_BANDED_COST` kernels) stay on the library conv, which is
-    faster there (ResNet-50's stem at 224 px).
-  - every other layer is the library conv.
-- `stored`: a value that XLA:CPU computes once instead of recomputing it in
-  each consumer, for a ResNet's activations (ResNet-20's train step: 689 ->
-  629 ms; it replaces session 2's custom weight gradient, 715 -> 600 ms there,
-  which took the same effect from a product with the identity at more cost).
+- `reuse_host_memory`: without it every step maps, page-faults and zeroes its
+  temporaries anew (ResNet-20's train step: 616 -> 546 ms).
+- `conv_general_dilated`, on the CPU, for 2D channels-last convolutions with
+  few input channels (a first layer, LeNet-5's conv2), which are a poor fit for
+  XLA:CPU's convolution kernels. Such a layer runs as one matrix product per
+  output row (and width tile): the `kh` input rows it reads, times a banded
+  (Toeplitz) matrix built from the kernel. That costs up to about `BAND_SPAN`
+  times the multiply-adds of a direct convolution, bought back by running as a
+  dense matrix product that XLA computes once and never fuses into its
+  consumers; autodiff of it gives the gradients. Wide images (more than
+  `MAX_BANDED_COST` kernels) and every other layer stay on the library conv,
+  which is faster there (ResNet-50's stem at 224 px).
+- `stored`: a value XLA:CPU computes once instead of recomputing it in each
+  reader, for a ResNet's activations (ResNet-20's train step: 689 -> 629 ms).
 """
 
+import ctypes
 import functools
 
 import jax
@@ -36,12 +36,28 @@ MAX_BANDED_CHANNELS = 8  # input channels up to which a conv can run as a banded
 MAX_BANDED_COST = 12  # ... and a padded input at most this many kernels wide (Wp / kw)
 BAND_SPAN = 4  # kernel widths of input columns per band tile
 _YNN_FOR = ("LIBRARY_FUSION_TYPE_REDUCE",)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc's mallopt parameters
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
 
 
 def compiler_options(platform: str) -> dict[str, str] | None:
   """`jax.jit(..., compiler_options=...)` for a program that runs on `platform` ('cpu', 'gpu', ..)."""
   return {"xla_cpu_experimental_ynn_fusion_type": ",".join(_YNN_FOR)} if platform == "cpu" else None
+
+
+def reuse_host_memory() -> bool:
+  """Makes glibc keep freed memory for reuse rather than give it back to the OS; True where it applied.
+
+  XLA:CPU allocates a step's temporaries as one block (ResNet-20's train step at
+  batch 128: 343 MB). glibc maps a block that large anew for every step and
+  unmaps it after, so each step page-faults and zeroes all of it again (84,000
+  faults, ~120 ms of a ~630 ms step on one core). One arena, no mmap and no
+  trimming keep it mapped. Call it before JAX starts its threads (the
+  experiment and benchmark launchers do); without glibc it does nothing.
+  """
+  mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+  settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+  return mallopt is not None and all([mallopt(param, value) == 1 for param, value in settings])
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,

@@ -121,3 +121,33 @@ print(bool(jnp.allclose(f(x), jnp.cos(jax.nn.relu(x)) * (x > 0))))
   out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split() == ["0", "True"]
+
+
+_FAULTS_PER_CALL = """
+import resource, sys
+from cnnjax.ops import xla_cpu
+print(xla_cpu.reuse_host_memory() if sys.argv[1] == "reuse" else None)
+import jax, jax.numpy as jnp
+x, w = jnp.ones((4096, 512)), jnp.ones((512, 4096)) / 512
+f = jax.jit(lambda x, w: jnp.sum(jnp.tanh(x @ w) @ w.T))  # a 64 MB temporary
+f(x, w).block_until_ready()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+  f(x, w).block_until_ready()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_reused_host_memory_spares_the_page_faults_of_every_call():
+  def faults(mode):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL, mode], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    applied, per_call = out.stdout.split()
+    return applied, float(per_call)
+  (_, plain), (applied, reused) = faults("plain"), faults("reuse")
+  assert applied == "True"
+  assert plain > 1000  # the temporary mapped and zeroed anew by every call
+  assert reused < plain / 20
