@@ -10,6 +10,8 @@ import collections
 from collections.abc import Callable, Iterator, Mapping, Sequence
 import itertools
 import math
+import queue
+import threading
 from typing import Any
 
 import jax
@@ -124,11 +126,12 @@ def eval_batches(
 
 
 def prefetch_to_mesh(iterator: Iterator[Batch], mesh: Mesh, size: int = 2) -> Iterator[Any]:
-  """Moves host batches onto a mesh, sharded along its `'data'` axis, keeping `size` batches in flight.
+  """Moves host batches onto a mesh, sharded along its `'data'` axis, up to `size` batches ahead.
 
   Each process passes its local slice; the result holds the global batch as
-  `jax.Array`s with `NamedSharding(mesh, P('data'))`. Transfers are
-  asynchronous, so nothing here waits for the device.
+  `jax.Array`s with `NamedSharding(mesh, P('data'))`. A background thread reads
+  the host batches (their per-example transforms included) and transfers them
+  while the devices compute, in order; an error there is raised here.
   """
   if "data" not in mesh.axis_names:
     raise ValueError(f"mesh must have an axis named 'data', got axes {mesh.axis_names}")
@@ -143,16 +146,43 @@ def prefetch_to_mesh(iterator: Iterator[Batch], mesh: Mesh, size: int = 2) -> It
                        "of the mesh axis 'data'; choose a batch size that is a multiple of the device count")
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
-  queue = collections.deque()
+  return _ahead(map(put, iterator), size)
 
-  def enqueue(n: int) -> None:
-    for batch in itertools.islice(iterator, n):
-      queue.append(put(batch))
 
-  enqueue(size)
-  while queue:
-    yield queue.popleft()
-    enqueue(1)
+_END = object()
+
+
+def _ahead(iterator: Iterator[Any], size: int) -> Iterator[Any]:
+  """Yields the items of `iterator`, which a daemon thread computes up to `size` items ahead."""
+  ready: queue.Queue = queue.Queue(maxsize=size)
+  stop = threading.Event()
+
+  def offer(item) -> bool:
+    while not stop.is_set():
+      try:
+        ready.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
+
+  def produce() -> None:
+    try:
+      for item in iterator:
+        if not offer(item):
+          return
+      offer(_END)
+    except BaseException as e:  # handed to the consumer, which raises it
+      offer(e)
+
+  threading.Thread(target=produce, name="prefetch_to_mesh", daemon=True).start()
+  try:
+    while (item := ready.get()) is not _END:
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    stop.set()
 
 
 def _process_slice(batch_size: int, process_index: int, process_count: int) -> tuple[int, int]:

@@ -9,7 +9,7 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
   options keep YNNPACK for reductions only (without it BatchNorm's reductions
   become a slow `reduce-window`).
 - `reuse_host_memory`: without it every step maps, page-faults and zeroes its
-  temporaries anew (ResNet-20's train step: 616 -> 546 ms).
+  temporaries anew (ResNet-20's train step: 641 -> 530 ms).
 - `conv_general_dilated`, on the CPU, for 2D channels-last convolutions with
   few input channels (a first layer, LeNet-5's conv2), which are a poor fit for
   XLA:CPU's convolution kernels. Such a layer runs as one matrix product per
@@ -36,7 +36,7 @@ MAX_BANDED_CHANNELS = 8  # input channels up to which a conv can run as a banded
 MAX_BANDED_COST = 12  # ... and a padded input at most this many kernels wide (Wp / kw)
 BAND_SPAN = 4  # kernel widths of input columns per band tile
 _YNN_FOR = ("LIBRARY_FUSION_TYPE_REDUCE",)
-_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc's mallopt parameters
+_NO_MMAP_NO_TRIM = ((-4, 0), (-1, 2**31 - 1))  # glibc mallopt: M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
 
 
@@ -46,18 +46,25 @@ def compiler_options(platform: str) -> dict[str, str] | None:
 
 
 def reuse_host_memory() -> bool:
-  """Makes glibc keep freed memory for reuse rather than give it back to the OS; True where it applied.
+  """Keeps a CPU step's temporaries mapped from one step to the next; True where it applied (glibc).
 
   XLA:CPU allocates a step's temporaries as one block (ResNet-20's train step at
-  batch 128: 343 MB). glibc maps a block that large anew for every step and
-  unmaps it after, so each step page-faults and zeroes all of it again (84,000
-  faults, ~120 ms of a ~630 ms step on one core). One arena, no mmap and no
-  trimming keep it mapped. Call it before JAX starts its threads (the
-  experiment and benchmark launchers do); without glibc it does nothing.
+  batch 128: 343 MB) on the thread that runs the step. glibc maps a block that
+  large anew and unmaps it when it is freed, so every step page-faults and
+  zeroes all of it again (84,000 faults, ~110 ms of a ~630 ms step on one core).
+  Here glibc is told never to map or trim its heap, and single-device CPU
+  programs run on the calling thread (`jax_cpu_enable_async_dispatch=False`),
+  whose heap then keeps the block. The price: Python no longer runs ahead of a
+  step (`data.pipeline.prefetch_to_mesh` reads batches on a thread of its own
+  for that). Multi-device CPU programs still run on worker threads, faults and all.
+  Call it before JAX starts its CPU backend (the experiment and benchmark
+  launchers do).
   """
   mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-  settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
-  return mallopt is not None and all([mallopt(param, value) == 1 for param, value in settings])
+  if mallopt is None or not all([mallopt(param, value) == 1 for param, value in _NO_MMAP_NO_TRIM]):
+    return False
+  jax.config.update("jax_cpu_enable_async_dispatch", False)
+  return True
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -120,7 +121,7 @@ def test_prefetch_to_mesh_on_one_device():
     next(pipeline.prefetch_to_mesh(iter(host), Mesh(np.array(jax.devices()[:1]), ("batch",))))
 
 
-def test_prefetch_keeps_at_most_size_batches_in_flight():
+def test_prefetch_keeps_order_and_at_most_size_batches_ahead():
   pulled = []
 
   def source():
@@ -131,8 +132,23 @@ def test_prefetch_keeps_at_most_size_batches_in_flight():
   mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
   it = pipeline.prefetch_to_mesh(source(), mesh, size=2)
   first = next(it)
-  assert int(first["x"][0]) == 0 and pulled == [0, 1]
+  deadline = time.monotonic() + 30
+  while len(pulled) < 4 and time.monotonic() < deadline:
+    time.sleep(0.01)
+  time.sleep(0.2)
+  assert int(first["x"][0]) == 0 and pulled == [0, 1, 2, 3]  # 2 queued, 1 held by the thread, no more
   assert [int(b["x"][0]) for b in it] == [1, 2, 3, 4, 5]
+
+
+def test_prefetch_raises_the_error_of_the_source_in_order():
+  def source():
+    yield {"x": np.zeros((2,))}
+    raise OSError("disk gone")
+
+  it = pipeline.prefetch_to_mesh(source(), Mesh(np.array(jax.devices()[:1]), ("data",)))
+  assert next(it)["x"].shape == (2,)
+  with pytest.raises(OSError, match="disk gone"):
+    next(it)
 
 
 def test_prefetch_shards_over_four_devices_in_a_subprocess():
