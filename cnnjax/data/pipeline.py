@@ -6,7 +6,6 @@ its own contiguous slice of it, so the union over processes is the same batch
 whatever the process count.
 """
 
-import collections
 from collections.abc import Callable, Iterator, Mapping, Sequence
 import itertools
 import math

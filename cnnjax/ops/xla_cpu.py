@@ -114,9 +114,9 @@ _stored.defvjp(lambda x: (_fusion_barrier(x), None), lambda _, g: (_fusion_barri
 def _fusion_barrier(x: jax.Array) -> jax.Array:
   """`x` passed through a loop that XLA can neither remove nor fuse across.
 
-  The loop runs once or not at all, by the top bit of a random number (so XLA
-  cannot know its trip count), and rewrites a column of `x` with itself: the
-  result is `x` either way, at the cost of a few microseconds. The column spans
+  The loop runs once or not at all, by the top bit of an `rng_bit_generator`
+  draw that XLA does not fold (so it cannot know the trip count), and rewrites a
+  column of `x` with itself: the result is `x` either way, for a few microseconds. The column spans
   the leading (batch) axis, so a batch-sharded `x` needs no communication.
   """
   if x.ndim == 0:
