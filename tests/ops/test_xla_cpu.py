@@ -107,6 +107,14 @@ def test_stored_values_are_computed_once_where_xla_would_compute_them_per_reader
   assert _relus_in_compiled(store=True) == 1
 
 
+def _python(script: str, *args: str, **env: str) -> list[str]:
+  """The words `script` prints, run by a fresh CPU-only interpreter with `args` and extra `env`."""
+  out = subprocess.run([sys.executable, "-c", script, *args], env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  return out.stdout.split()
+
+
 def test_stored_needs_no_communication_on_a_batch_sharded_array():
   script = """
 import re, jax, jax.numpy as jnp
@@ -117,10 +125,7 @@ f = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(xla_cpu.stored(jax.nn.relu(x)))))
 print(len(re.findall(r"all-reduce|all-gather|all-to-all|collective-permute", f.lower(x).compile().as_text())))
 print(bool(jnp.allclose(f(x), jnp.cos(jax.nn.relu(x)) * (x > 0))))
 """
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-  assert out.returncode == 0, out.stderr[-2000:]
-  assert out.stdout.split() == ["0", "True"]
+  assert _python(script, XLA_FLAGS="--xla_force_host_platform_device_count=2") == ["0", "True"]
 
 
 _FAULTS_PER_CALL = """
@@ -140,14 +145,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_reused_host_memory_spares_the_page_faults_of_every_call():
-  def faults(mode):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL, mode], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    applied, per_call = out.stdout.split()
-    return applied, float(per_call)
-  (_, plain), (applied, reused) = faults("plain"), faults("reuse")
+  (_, plain), (applied, reused) = _python(_FAULTS_PER_CALL, "plain"), _python(_FAULTS_PER_CALL, "reuse")
+  plain, reused = float(plain), float(reused)
   assert applied == "True"
   assert plain > 1000  # the temporary mapped and zeroed anew by every call
   assert reused < plain / 3  # 0 on a quiet machine; memory reclaim by a busy host can fault some pages back
