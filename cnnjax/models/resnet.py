@@ -14,7 +14,7 @@ from cnnjax.ops import max_pool, xla_cpu
 SHORTCUTS = ("projection", "pad", "none")
 
 
-def relu(x: jnp.ndarray) -> jnp.ndarray:
+def _relu(x: jnp.ndarray) -> jnp.ndarray:
   """ReLU, its result stored once for all its readers (`xla_cpu.stored`: the residual sums would
   otherwise be recomputed along a whole stage on the CPU)."""
   return xla_cpu.stored(nn.relu(x))
@@ -45,7 +45,7 @@ class _Block(nn.Module):
     """ReLU(y + shortcut(x))."""
     check_choice("shortcut", self.shortcut, SHORTCUTS)
     if self.shortcut == "none":
-      return relu(y)
+      return _relu(y)
     if x.shape != y.shape:
       if self.shortcut == "projection":
         x = self.conv(y.shape[-1], 1, self.strides, name="downsample_conv")(x)
@@ -53,7 +53,7 @@ class _Block(nn.Module):
       else:
         x = x[:, ::self.strides, ::self.strides, :]
         x = jnp.pad(x, ((0, 0),) * 3 + ((0, y.shape[-1] - x.shape[-1]),))
-    return relu(y + x.astype(y.dtype))
+    return _relu(y + x.astype(y.dtype))
 
 
 class BasicBlock(_Block):
@@ -61,7 +61,7 @@ class BasicBlock(_Block):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    y = relu(self.bn(train, "bn1")(self.conv(self.features, 3, self.strides, "conv1")(x)))
+    y = _relu(self.bn(train, "bn1")(self.conv(self.features, 3, self.strides, "conv1")(x)))
     y = self.bn(train, "bn2")(self.conv(self.features, 3, name="conv2")(y))
     return self.merge(y, x, train)
 
@@ -72,8 +72,8 @@ class Bottleneck(_Block):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    y = relu(self.bn(train, "bn1")(self.conv(self.features, 1, name="conv1")(x)))
-    y = relu(self.bn(train, "bn2")(self.conv(self.features, 3, self.strides, "conv2")(y)))
+    y = _relu(self.bn(train, "bn1")(self.conv(self.features, 1, name="conv1")(x)))
+    y = _relu(self.bn(train, "bn2")(self.conv(self.features, 3, self.strides, "conv2")(y)))
     y = self.bn(train, "bn3")(self.conv(self.features * self.expansion, 1, name="conv3")(y))
     return self.merge(y, x, train)
 
@@ -107,7 +107,7 @@ class ResNet(nn.Module):
     k, s, p = (3, 1, 1) if self.cifar_stem else (7, 2, 3)
     x = Conv(self.widths[0], (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=False,
              dtype=self.dtype, name="conv1")(x)
-    x = relu(BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
+    x = _relu(BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn1")(x))
     if not self.cifar_stem:
       x = max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     block = _BLOCKS[self.block]
