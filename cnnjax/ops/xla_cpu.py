@@ -32,6 +32,8 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
+from cnnjax.ops import kernels
+
 MAX_BANDED_CHANNELS = 8  # input channels up to which a conv can run as a banded matrix product
 MAX_BANDED_COST = 12  # ... and a padded input at most this many kernels wide (Wp / kw)
 BAND_SPAN = 4  # kernel widths of input columns per band tile
@@ -79,14 +81,17 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) if dimension_numbers else None
   plain_args = (lhs_dilation in (None, (1, 1)) and rhs_dilation in (None, (1, 1)) and feature_group_count == 1
                 and batch_group_count == 1 and preferred_element_type is None)
-  if not (lhs.ndim == 4 and dn == _NHWC and plain_args and rhs.shape[2] <= MAX_BANDED_CHANNELS):
+  if not (lhs.ndim == 4 and dn == _NHWC and plain_args):
     return call(lhs, rhs)
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
   pads = tuple(tuple(p) for p in padding)
-  if (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] > MAX_BANDED_COST:
+  if rhs.shape[2] <= MAX_BANDED_CHANNELS and (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] <= MAX_BANDED_COST:
+    cpu = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
+  elif tuple(window_strides) == (1, 1) and kernels.supports(lhs, rhs, pads) and kernels.load():
+    cpu = lambda x, w: kernels.conv_nhwc(x, w, pads)
+  else:
     return call(lhs, rhs)
-  cpu = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
   return lax.platform_dependent(lhs, rhs, cpu=cpu, default=lambda x, w: call(x, w))
 
 

@@ -1,0 +1,75 @@
+"""Compiles the C++ kernels of this folder for the host CPU, once, and registers them with XLA:CPU.
+
+The shared library is built with the system C++ compiler (`$CXX`, else `g++`)
+against the XLA FFI headers that ship with jaxlib, for this machine's
+instruction set (`-march=native`), and cached under `$CNNJAX_KERNEL_CACHE`
+(default `~/.cache/cnnjax/kernels`) by a hash of the source, the flags, jaxlib
+and the CPU. The build takes a few seconds the first time. Where there is no
+compiler, or `CNNJAX_KERNELS=0`, `load()` returns False and callers keep XLA's own ops.
+"""
+
+import ctypes
+import functools
+import hashlib
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+
+import jax
+import jaxlib
+
+SOURCES = ("conv_nhwc.cc",)
+TARGETS = {"cnnjax_conv_nhwc": "CnnjaxConvNhwc", "cnnjax_conv_nhwc_weight_grad": "CnnjaxConvNhwcWeightGrad"}
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
+
+
+@functools.cache
+def load() -> bool:
+  """Builds (if not cached) and registers the kernels for the CPU platform; False where they cannot be had."""
+  if os.environ.get("CNNJAX_KERNELS", "1") == "0":
+    return False
+  try:
+    library = ctypes.cdll.LoadLibrary(str(_build()))
+  except (OSError, subprocess.CalledProcessError) as error:
+    detail = getattr(error, "stderr", None) or error
+    warnings.warn(f"cnnjax: CPU kernels unavailable, XLA's own convolutions are used instead:\n{detail}")
+    return False
+  for target, symbol in TARGETS.items():
+    jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
+  return True
+
+
+def _build() -> pathlib.Path:
+  compiler = os.environ.get("CXX", "g++")
+  if shutil.which(compiler) is None:
+    raise OSError(f"no C++ compiler {compiler!r} on PATH")
+  here = pathlib.Path(__file__).parent
+  sources = [here / name for name in SOURCES]
+  key = hashlib.sha256()
+  for part in [*(s.read_bytes() for s in sources), " ".join(FLAGS).encode(), jaxlib.__version__.encode(),
+               _cpu_identity().encode(), compiler.encode()]:
+    key.update(part)
+  cache = pathlib.Path(os.environ.get("CNNJAX_KERNEL_CACHE", pathlib.Path.home() / ".cache" / "cnnjax" / "kernels"))
+  library = cache / f"kernels-{key.hexdigest()[:16]}.so"
+  if library.exists():
+    return library
+  cache.mkdir(parents=True, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=cache) as scratch:  # concurrent builders each rename a whole file
+    built = pathlib.Path(scratch) / library.name
+    subprocess.run([compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, sources), "-o", str(built)],
+                   check=True, capture_output=True, text=True)
+    os.replace(built, library)
+  return library
+
+
+def _cpu_identity() -> str:
+  """The host's CPU model and instruction-set flags (what `-march=native` compiles for)."""
+  try:
+    lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+  except OSError:
+    return platform.processor() or platform.machine()
+  return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
