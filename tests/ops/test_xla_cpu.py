@@ -1,9 +1,7 @@
 """xla_cpu: conv_general_dilated gives lax.conv_general_dilated's values and gradients; `stored` is the identity
 and computes its argument once; the CPU compile options."""
 
-import os
 import re
-import subprocess
 import sys
 
 import jax
@@ -53,14 +51,17 @@ def test_banded_conv_is_the_convolution_in_float64(x_shape, w_shape, strides, pa
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
 
 
-def test_the_cpu_path_is_a_matrix_product_only_where_it_pays():
-  def hlo(x_shape, w_shape):
-    x, w = jnp.zeros(x_shape), jnp.zeros(w_shape)
-    return jax.jit(lambda x, w: xla_cpu.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
+def test_the_cpu_path_is_a_matrix_product_or_a_kernel_only_where_it_pays():
+  def hlo(x_shape, w_shape, strides=(1, 1), dtype=jnp.float32):
+    x, w = jnp.zeros(x_shape, dtype), jnp.zeros(w_shape, dtype)
+    return jax.jit(lambda x, w: xla_cpu.conv_general_dilated(x, w, strides, "SAME", dimension_numbers=_DN)
                    ).lower(x, w).as_text()
   assert "stablehlo.dot_general" in hlo((2, 32, 32, 1), (5, 5, 1, 6))  # LeNet-5's conv1
-  assert "stablehlo.dot_general" not in hlo((2, 32, 32, 16), (3, 3, 16, 16))  # too many channels
+  assert "cnnjax_conv_nhwc" in hlo((2, 32, 32, 16), (3, 3, 16, 16))  # too many channels for a band: the kernel
   assert "stablehlo.dot_general" not in hlo((2, 224, 224, 3), (3, 3, 3, 8))  # 75x the multiply-adds
+  for lax_only in [hlo((2, 224, 224, 3), (3, 3, 3, 8)), hlo((2, 8, 8, 16), (3, 3, 16, 16), strides=(2, 2)),
+                   hlo((2, 8, 8, 16), (3, 3, 16, 16), dtype=jnp.bfloat16), hlo((2, 8, 8, 12), (3, 3, 12, 16))]:
+    assert "cnnjax_conv_nhwc" not in lax_only and "stablehlo.convolution" in lax_only
 
 
 def test_other_layouts_fall_back_to_lax():
@@ -107,15 +108,7 @@ def test_stored_values_are_computed_once_where_xla_would_compute_them_per_reader
   assert _relus_in_compiled(store=True) == 1
 
 
-def _python(script: str, *args: str, **env: str) -> list[str]:
-  """The words `script` prints, run by a fresh CPU-only interpreter with `args` and extra `env`."""
-  out = subprocess.run([sys.executable, "-c", script, *args], env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
-                       capture_output=True, text=True, timeout=120)
-  assert out.returncode == 0, out.stderr[-2000:]
-  return out.stdout.split()
-
-
-def test_stored_needs_no_communication_on_a_batch_sharded_array():
+def test_stored_needs_no_communication_on_a_batch_sharded_array(fresh_python):
   script = """
 import re, jax, jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -125,7 +118,7 @@ f = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(xla_cpu.stored(jax.nn.relu(x)))))
 print(len(re.findall(r"all-reduce|all-gather|all-to-all|collective-permute", f.lower(x).compile().as_text())))
 print(bool(jnp.allclose(f(x), jnp.cos(jax.nn.relu(x)) * (x > 0))))
 """
-  assert _python(script, XLA_FLAGS="--xla_force_host_platform_device_count=2") == ["0", "True"]
+  assert fresh_python(script, XLA_FLAGS="--xla_force_host_platform_device_count=2") == ["0", "True"]
 
 
 _FAULTS_PER_CALL = """
@@ -144,8 +137,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_reused_host_memory_spares_the_page_faults_of_every_call():
-  (_, plain), (applied, reused) = _python(_FAULTS_PER_CALL, "plain"), _python(_FAULTS_PER_CALL, "reuse")
+def test_reused_host_memory_spares_the_page_faults_of_every_call(fresh_python):
+  (_, plain), (applied, reused) = fresh_python(_FAULTS_PER_CALL, "plain"), fresh_python(_FAULTS_PER_CALL, "reuse")
   plain, reused = float(plain), float(reused)
   assert applied == "True"
   assert plain > 1000  # the temporary mapped and zeroed anew by every call

@@ -18,6 +18,8 @@ from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 
+from cnnjax.ops.kernels import build
+
 LANES = 16  # channels per vector register in the kernels (AVX-512 float32)
 MAX_FORWARD_CHANNELS = 16  # the kernel's forward pass is faster than XLA's up to this many channels (BUILD.md)
 
@@ -56,6 +58,8 @@ conv_nhwc.defvjp(_conv_fwd, _conv_bwd)
 
 
 def _call(target: str, shape: tuple[int, ...], pads, *operands) -> jax.Array:
+  if not build.load():
+    raise RuntimeError("cnnjax's CPU kernels could not be built (see the warning); use lax.conv_general_dilated")
   (top, _), (left, _) = pads
   out = jax.ShapeDtypeStruct(shape, operands[0].dtype)
   return jax.ffi.ffi_call(target, out)(*operands, pad_top=np.int64(top), pad_left=np.int64(left))

@@ -1,0 +1,109 @@
+"""ops/kernels: the compiled NHWC conv gives lax's values and gradients (any tile remainder, padding, kernel
+size, thread split), stays per-device under batch sharding, and its build is cached, skippable and optional."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from cnnjax.ops import kernels
+from cnnjax.ops.kernels import build, conv
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _value_and_grads(f, x, w, pads):
+  weights = jnp.arange(w.shape[3], dtype=jnp.float32)  # distinct output-gradient per channel
+  return jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(f(x, w, pads)) * weights), argnums=(0, 1)))(x, w)
+
+
+def _lax_conv(x, w, pads):
+  return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DN)
+
+
+@pytest.mark.parametrize("kernel_forward", [True, False])
+@pytest.mark.parametrize("n,h,w,ci,co,k,pads", [
+    (2, 5, 37, 16, 32, 3, ((1, 1), (1, 1))),  # output rows of 16 + 16 + 4 + 1 columns
+    (3, 6, 6, 32, 16, 1, ((0, 0), (0, 0))),  # 1x1; 3 images over the threads
+    (2, 9, 8, 16, 16, 5, ((2, 1), (0, 4))),  # uneven padding
+    (1, 4, 7, 16, 48, 3, ((0, 0), (0, 0))),  # 'valid'; three output-channel blocks
+])
+def test_values_and_gradients_match_lax(monkeypatch, kernel_forward, n, h, w, ci, co, k, pads):
+  assert kernels.load()
+  monkeypatch.setattr(conv, "MAX_FORWARD_CHANNELS", 1024 if kernel_forward else 0)
+  rng = np.random.default_rng(ci + co + k)
+  x = jnp.asarray(rng.standard_normal((n, h, w, ci)), jnp.float32)
+  kernel = jnp.asarray(rng.standard_normal((k, k, ci, co)) / k, jnp.float32)
+  assert kernels.supports(x, kernel, pads)
+  want = _value_and_grads(_lax_conv, x, kernel, pads)
+  got = _value_and_grads(kernels.conv_nhwc, x, kernel, pads)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())  # float32 sums in another order
+
+
+def test_the_kernel_runs_forward_only_where_it_beats_xla():
+  def hlo(channels):
+    x, w = jnp.zeros((2, 8, 8, channels)), jnp.zeros((3, 3, channels, channels))
+    return jax.jit(lambda x, w: kernels.conv_nhwc(x, w, ((1, 1), (1, 1)))).lower(x, w).as_text()
+  assert "cnnjax_conv_nhwc" in hlo(conv.MAX_FORWARD_CHANNELS)
+  assert "cnnjax_conv_nhwc" not in hlo(2 * conv.MAX_FORWARD_CHANNELS) and "convolution" in hlo(32)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,pads", [
+    ((1, 8, 8, 12), (3, 3, 12, 16), ((1, 1), (1, 1))),  # input channels not a multiple of 16
+    ((1, 8, 8, 16), (3, 3, 16, 8), ((1, 1), (1, 1))),  # output channels
+    ((1, 8, 8, 16), (3, 3, 16, 16), ((3, 1), (1, 1))),  # padding as wide as the kernel
+    ((8, 8, 16), (3, 3, 16, 16), ((1, 1), (1, 1))),  # no batch axis
+])
+def test_unsupported_arguments_are_reported(x_shape, w_shape, pads):
+  assert not kernels.supports(jnp.zeros(x_shape), jnp.zeros(w_shape), pads)
+  assert not kernels.supports(jnp.zeros((1, 8, 8, 16), jnp.bfloat16), jnp.zeros((3, 3, 16, 16), jnp.bfloat16),
+                              ((1, 1), (1, 1)))
+
+
+def test_the_compiled_library_rejects_channels_it_cannot_block():
+  assert kernels.load()
+  x, dy = jnp.ones((1, 4, 4, 8)), jnp.ones((1, 4, 4, 16))
+  with pytest.raises(jax.errors.JaxRuntimeError, match="multiples of 16"):
+    jax.block_until_ready(conv._local_weight_grad(x, dy, ((1, 1), (1, 1))))
+
+
+def test_batch_sharded_kernels_run_per_device_and_sum_the_weight_gradient_once(fresh_python):
+  script = """
+import re, jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from cnnjax.ops import kernels
+mesh = jax.make_mesh((2,), ("data",))
+x = jax.random.normal(jax.random.key(0), (4, 6, 6, 16)); w = jax.random.normal(jax.random.key(1), (3, 3, 16, 16))
+grads = jax.grad(lambda x, w: jnp.sum(jnp.sin(kernels.conv_nhwc(x, w, ((1, 1), (1, 1))))), argnums=(0, 1))
+step = jax.jit(grads, in_shardings=(NamedSharding(mesh, P("data")), NamedSharding(mesh, P())))
+hlo = step.lower(x, w).compile().as_text()
+print(*(len(re.findall(op, hlo)) for op in ("all-gather", "all-reduce", "cnnjax_conv_nhwc_weight_grad")))
+print(all(np.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(step(x, w), jax.jit(grads)(x, w))))
+"""
+  gathers, reduces, weight_grads, equal = fresh_python(script, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  assert (gathers, reduces, equal) == ("0", "1", "True")  # one all-reduce: the weight gradient's sum
+  assert int(weight_grads) >= 1
+
+
+def test_the_build_is_cached_by_source_and_host(tmp_path, monkeypatch):
+  monkeypatch.setenv("CNNJAX_KERNEL_CACHE", str(tmp_path))
+  library = build._build()
+  built_at = library.stat().st_mtime_ns
+  assert library.parent == tmp_path and build._build() == library and library.stat().st_mtime_ns == built_at
+  assert [p.name for p in tmp_path.iterdir()] == [library.name]  # no scratch left behind
+
+
+def test_without_a_compiler_or_when_switched_off_xla_convs_are_used(tmp_path, monkeypatch):
+  monkeypatch.setenv("CNNJAX_KERNEL_CACHE", str(tmp_path))
+  monkeypatch.setenv("CXX", "no-such-compiler")
+  with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+    assert build.load.__wrapped__() is False
+  monkeypatch.setenv("CNNJAX_KERNELS", "0")
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    assert build.load.__wrapped__() is False
