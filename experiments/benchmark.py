@@ -130,6 +130,14 @@ def markdown(results: dict) -> str:
               "| image | arch | dtype | it/s | compile s | torch it/s | ratio |", "| --- | --- | --- | --- | --- | --- | --- |",
               f"| {s['image_size']}x{s['image_size']} | {s['arch']} | {s['dtype']} | {_fmt(s['iterations_per_s'])} | "
               f"{_fmt(s['compile_s'])} | {_fmt(s.get('torch_iterations_per_s'))} | {_fmt(s.get('ratio_torch'))} |"]
+  if results.get("conv_layers"):
+    lines += ["", "## One conv layer: XLA's convolution against cnnjax's CPU kernel (`cnnjax.ops.kernels`)", "",
+              "Milliseconds per call; train = forward + input and weight gradients; ratio = kernel / XLA.", "",
+              "| batch x size x in -> out, k | forward XLA | forward kernel | ratio | train XLA | train kernel | ratio |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['batch']} x {r['size']}^2 x {r['in']} -> {r['out']}, {r['kernel_size']}x{r['kernel_size']} | "
+              + " | ".join(_fmt(r[f"{p}_{k}"]) for p in ("forward", "train") for k in ("xla_ms", "kernel_ms", "ratio"))
+              + " |" for r in results["conv_layers"]]
   if results.get("nms"):
     lines += ["", "## NMS (`cnnjax.detection.nms`, jitted)", "", "| boxes | latency ms | kept | compile s |",
               "| --- | --- | --- | --- |"]

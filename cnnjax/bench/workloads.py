@@ -23,6 +23,7 @@ from cnnjax import models
 from cnnjax.bench.timing import peak_memory, reset_peak_memory
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.detection.boxes import nms
+from cnnjax.ops import kernels
 from cnnjax.style.features import WIDTHS, init_vgg_params, vgg_features
 from cnnjax.style.transfer import compiled_functions
 from cnnjax.train import parallel
@@ -145,6 +146,31 @@ class StyleStep:
   def step(self) -> None:
     self.image, self.opt_state, self.value = self._step(self.params, self.image, self.opt_state, self.targets)
     jax.block_until_ready(self.image)
+
+
+class ConvLayer:
+  """One stride-1 'same' conv layer, NHWC float32: forward, and forward with both gradients, on XLA's
+  convolution ('xla') and on `cnnjax.ops.kernels` ('kernel', CPU). `steps[(pass, path)]` runs one call."""
+
+  def __init__(self, batch: int, size: int, cin: int, cout: int, k: int, *, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.standard_normal((batch, size, size, cin)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, k, cin, cout)) / k, jnp.float32)
+    dy = jnp.asarray(rng.standard_normal((batch, size, size, cout)), jnp.float32)
+    pads = ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2)
+    self.steps = {}
+    paths = {"xla": functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), padding=pads,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC")),
+             "kernel": functools.partial(kernels.conv_nhwc, pads=pads, kernel_forward=True)}
+    for path, conv in paths.items():
+      forward = jax.jit(conv)
+      grads = jax.jit(lambda x, w, dy, conv=conv: jax.vjp(conv, x, w)[1](dy))
+      self.steps["forward", path] = functools.partial(_run, forward, x, w)
+      self.steps["train", path] = functools.partial(_run, grads, x, w, dy)
+
+
+def _run(fn, *args) -> None:
+  jax.block_until_ready(fn(*args))
 
 
 class NMS:

@@ -22,7 +22,7 @@ import numpy as np
 
 from cnnjax.bench import workloads
 from cnnjax.bench.timing import time_interleaved
-from cnnjax.ops import xla_cpu
+from cnnjax.ops import kernels, xla_cpu
 
 
 def _torch(config: dict, accelerator: str):
@@ -151,6 +151,21 @@ def nms_rows(config: dict) -> list[dict]:
   return rows
 
 
+def conv_layer_rows(config: dict) -> list[dict]:
+  """Milliseconds per call of one conv layer on XLA's convolution and on cnnjax's CPU kernel."""
+  rows = []
+  for batch, size, cin, cout, k in config["conv_layers"]["shapes"]:
+    w = workloads.ConvLayer(batch, size, cin, cout, k, seed=config["seed"])
+    t = time_interleaved(w.steps, steps=config["conv_layers"]["steps"], warmup=config["warmup"])
+    row = {"batch": batch, "size": size, "in": cin, "out": cout, "kernel_size": k}
+    for (pass_, path), timing in t.items():
+      row[f"{pass_}_{path}_ms"] = 1e3 * timing["median_s"]
+    for pass_ in ("forward", "train"):
+      row[f"{pass_}_ratio"] = row[f"{pass_}_kernel_ms"] / row[f"{pass_}_xla_ms"]
+    rows.append(row)
+  return rows
+
+
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
   """Runs everything `spec` asks for on this process's devices."""
   config = spec["config"]
@@ -166,6 +181,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
   if spec["extras"]:
     out["nms"] = nms_rows(config) if config["nms"]["num_boxes"] else []
     out["style"] = style_row(config, torch_mod, torch_device if torch_mod else None) if config["style"]["enabled"] else None
+    on_cpu_kernels = accelerator == "cpu" and kernels.load()
+    out["conv_layers"] = conv_layer_rows(config) if on_cpu_kernels and config["conv_layers"]["shapes"] else []
   return out
 
 

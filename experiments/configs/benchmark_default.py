@@ -1,4 +1,5 @@
-"""Benchmark on this CPU: LeNet-5 and ResNet-20 on 1, 2 and 4 host devices, NMS, the style step, vs PyTorch."""
+"""Benchmark on this CPU: LeNet-5 and ResNet-20 on 1, 2 and 4 host devices, NMS, the style step, vs PyTorch;
+conv layers on XLA against cnnjax's CPU kernel."""
 
 import ml_collections
 
@@ -26,5 +27,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.nms = ml_collections.ConfigDict({"num_boxes": (100, 1000, 4000), "iou_threshold": 0.5, "steps": 5})
   c.style = ml_collections.ConfigDict({"enabled": True, "image_size": 128, "arch": "vgg19",
                                        "widths": (64, 128, 256, 512, 512), "dtype": "float32", "steps": 5})
+  # (batch, size, in, out, kernel): ResNet-20's three stages, then VGG layers at batch 1 (the style step's)
+  c.conv_layers = ml_collections.ConfigDict({
+      "shapes": ((128, 32, 16, 16, 3), (128, 16, 32, 32, 3), (128, 8, 64, 64, 3), (1, 128, 64, 64, 3),
+                 (1, 32, 256, 256, 3), (1, 16, 512, 512, 3)),
+      "steps": 5})
   c.worker_timeout_s = 1800
   return c

@@ -15,13 +15,9 @@ from cnnjax.ops.kernels import build, conv
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
-def _value_and_grads(f, x, w, pads):
+def _value_and_grads(f, x, w):
   weights = jnp.arange(w.shape[3], dtype=jnp.float32)  # distinct output-gradient per channel
-  return jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(f(x, w, pads)) * weights), argnums=(0, 1)))(x, w)
-
-
-def _lax_conv(x, w, pads):
-  return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DN)
+  return jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(f(x, w)) * weights), argnums=(0, 1)))(x, w)
 
 
 @pytest.mark.parametrize("kernel_forward", [True, False])
@@ -31,28 +27,28 @@ def _lax_conv(x, w, pads):
     (2, 9, 8, 16, 16, 5, ((2, 1), (0, 4))),  # uneven padding
     (1, 4, 7, 16, 48, 3, ((0, 0), (0, 0))),  # 'valid'; three output-channel blocks
 ])
-def test_values_and_gradients_match_lax(monkeypatch, kernel_forward, n, h, w, ci, co, k, pads):
+def test_values_and_gradients_match_lax(kernel_forward, n, h, w, ci, co, k, pads):
   assert kernels.load()
-  monkeypatch.setattr(conv, "MAX_FORWARD_CHANNELS", 1024 if kernel_forward else 0)
-  jax.clear_caches()  # traces made under the other setting
   rng = np.random.default_rng(ci + co + k)
   x = jnp.asarray(rng.standard_normal((n, h, w, ci)), jnp.float32)
   kernel = jnp.asarray(rng.standard_normal((k, k, ci, co)) / k, jnp.float32)
   assert kernels.supports(x, kernel, pads)
-  want = _value_and_grads(_lax_conv, x, kernel, pads)
-  got = _value_and_grads(kernels.conv_nhwc, x, kernel, pads)
+  want = _value_and_grads(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DN), x, kernel)
+  got = _value_and_grads(lambda x, w: kernels.conv_nhwc(x, w, pads, kernel_forward), x, kernel)
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
     a, b = np.asarray(a), np.asarray(b)
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())  # float32 sums in another order
 
 
-def test_the_kernel_runs_forward_only_where_it_beats_xla():
-  def hlo(channels):
+def test_the_kernel_runs_forward_where_asked_or_else_where_it_beats_xla():
+  def hlo(channels, kernel_forward=None):
     x, w = jnp.zeros((2, 8, 8, channels)), jnp.zeros((3, 3, channels, channels))
-    return jax.jit(lambda x, w: kernels.conv_nhwc(x, w, ((1, 1), (1, 1)))).lower(x, w).as_text()
+    return jax.jit(lambda x, w: kernels.conv_nhwc(x, w, ((1, 1), (1, 1)), kernel_forward)).lower(x, w).as_text()
   assert "cnnjax_conv_nhwc" in hlo(conv.MAX_FORWARD_CHANNELS)
   wide = hlo(2 * conv.MAX_FORWARD_CHANNELS)
   assert "cnnjax_conv_nhwc" not in wide and "stablehlo.convolution" in wide
+  assert "cnnjax_conv_nhwc" in hlo(2 * conv.MAX_FORWARD_CHANNELS, kernel_forward=True)
+  assert "cnnjax_conv_nhwc" not in hlo(16, kernel_forward=False)
 
 
 @pytest.mark.parametrize("x_shape,w_shape,pads", [

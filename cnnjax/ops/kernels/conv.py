@@ -30,28 +30,32 @@ def supports(x: jax.Array, w: jax.Array, pads) -> bool:
           and all(0 <= p < k for k, side in zip(w.shape[:2], pads) for p in side))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_nhwc(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  """NHWC `x` * HWIO `w`, stride 1, `pads` = ((top, bottom), (left, right)) (see `supports`)."""
-  return _forward(x, w, pads)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_nhwc(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], tuple[int, int]],
+              kernel_forward: bool | None = None) -> jax.Array:
+  """NHWC `x` * HWIO `w`, stride 1, `pads` = ((top, bottom), (left, right)) (see `supports`).
+
+  `kernel_forward`: whether the forward pass and the input gradient run on the kernel too (None: where
+  it is the faster one, up to `MAX_FORWARD_CHANNELS` channels) or on XLA's convolution.
+  """
+  return _forward(x, w, pads, kernel_forward)
 
 
-def _forward(x, w, pads):
-  """The kernel where it is the faster one (few channels), else XLA's convolution."""
-  if max(w.shape[2:]) <= MAX_FORWARD_CHANNELS:
+def _forward(x, w, pads, kernel_forward):
+  if max(w.shape[2:]) <= MAX_FORWARD_CHANNELS if kernel_forward is None else kernel_forward:
     return _conv(x, w, pads)
   return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def _conv_fwd(x, w, pads):
-  return _forward(x, w, pads), (x, w)
+def _conv_fwd(x, w, pads, kernel_forward):
+  return _forward(x, w, pads, kernel_forward), (x, w)
 
 
-def _conv_bwd(pads, residuals, dy):
+def _conv_bwd(pads, kernel_forward, residuals, dy):
   x, w = residuals
   (kh, kw), ((top, bottom), (left, right)) = w.shape[:2], pads
   flipped = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
-  return _forward(dy, w[::-1, ::-1].swapaxes(2, 3), flipped), _weight_grad(x, dy, pads)
+  return _forward(dy, w[::-1, ::-1].swapaxes(2, 3), flipped, kernel_forward), _weight_grad(x, dy, pads)
 
 
 conv_nhwc.defvjp(_conv_fwd, _conv_bwd)
