@@ -56,6 +56,7 @@ def test_the_kernel_runs_forward_where_asked_or_else_where_it_beats_xla():
     ((1, 8, 8, 16), (3, 3, 16, 8), ((1, 1), (1, 1))),  # output channels
     ((1, 8, 8, 16), (3, 3, 16, 16), ((3, 1), (1, 1))),  # padding as wide as the kernel
     ((8, 8, 16), (3, 3, 16, 16), ((1, 1), (1, 1))),  # no batch axis
+    ((1, 8, 8, 16), (3, 3, 16, 2 * conv.MAX_CHANNELS), ((1, 1), (1, 1))),  # XLA is the faster one
 ])
 def test_unsupported_arguments_are_reported(x_shape, w_shape, pads):
   assert not kernels.supports(jnp.zeros(x_shape), jnp.zeros(w_shape), pads)

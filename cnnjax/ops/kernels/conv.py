@@ -21,13 +21,16 @@ import numpy as np
 from cnnjax.ops.kernels import build
 
 LANES = 16  # channels per vector register in the kernels (AVX-512 float32)
+MAX_CHANNELS = 256  # with more, XLA's weight gradient is the faster one (BUILD.md)
 MAX_FORWARD_CHANNELS = 64  # up to here the kernel's forward pass beats XLA's, on one core and more on two (BUILD.md)
 
 
 def supports(x: jax.Array, w: jax.Array, pads) -> bool:
-  """Whether `conv_nhwc(x, w, pads)` applies: float32, channels in multiples of `LANES`, pads within the kernel."""
-  return (x.ndim == 4 and x.dtype == w.dtype == np.float32 and x.shape[3] % LANES == 0 and w.shape[3] % LANES == 0
-          and all(0 <= p < k for k, side in zip(w.shape[:2], pads) for p in side))
+  """Whether `conv_nhwc(x, w, pads)` applies and pays: float32, channels in multiples of `LANES` up to
+  `MAX_CHANNELS`, pads within the kernel."""
+  channels = (x.shape[-1], w.shape[3])
+  return (x.ndim == 4 and x.dtype == w.dtype == np.float32 and all(c % LANES == 0 for c in channels)
+          and max(channels) <= MAX_CHANNELS and all(0 <= p < k for k, side in zip(w.shape[:2], pads) for p in side))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
