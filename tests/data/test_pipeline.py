@@ -1,9 +1,6 @@
 """Host pipeline: deterministic resumable batches, process slices, padded eval batches, mesh prefetch."""
 
 import itertools
-import os
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -151,7 +148,7 @@ def test_prefetch_raises_the_error_of_the_source_in_order():
     next(it)
 
 
-def test_prefetch_shards_over_four_devices_in_a_subprocess():
+def test_prefetch_shards_over_four_devices_in_a_subprocess(fresh_python):
   code = textwrap.dedent("""
       import jax, numpy as np
       from jax.sharding import Mesh
@@ -170,7 +167,4 @@ def test_prefetch_shards_over_four_devices_in_a_subprocess():
         raise AssertionError("no error for a batch of 6 on 4 devices")
       print("ok", len(jax.devices()))
   """)
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
-  result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.split() == ["ok", "4"]
+  assert fresh_python(code, XLA_FLAGS="--xla_force_host_platform_device_count=4") == ["ok", "4"]

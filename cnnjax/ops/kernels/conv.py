@@ -72,20 +72,21 @@ def _call(target: str, shape: tuple[int, ...], pads, *operands) -> jax.Array:
   return jax.ffi.ffi_call(target, out)(*operands, pad_top=np.int64(top), pad_left=np.int64(left))
 
 
-def _out_size(x: jax.Array, w: jax.Array, pads) -> tuple[int, int]:
-  return tuple(x.shape[1 + i] + sum(pads[i]) - w.shape[i] + 1 for i in range(2))
+def _slide(x: jax.Array, pads, window: tuple[int, ...]) -> tuple[int, int]:
+  """Positions of `window` (height, width) along the padded input: the output size for a kernel, and back."""
+  return tuple(x.shape[1 + i] + sum(pads[i]) - window[i] + 1 for i in range(2))
 
 
 def _local_conv(x, w, pads):
-  return _call("cnnjax_conv_nhwc", (x.shape[0], *_out_size(x, w, pads), w.shape[3]), pads, x, w)
+  return _call("cnnjax_conv_nhwc", (x.shape[0], *_slide(x, pads, w.shape), w.shape[3]), pads, x, w)
 
 
 def _local_weight_grad(x, dy, pads):
-  kernel = tuple(x.shape[1 + i] + sum(pads[i]) - dy.shape[1 + i] + 1 for i in range(2))
-  return _call("cnnjax_conv_nhwc_weight_grad", (*kernel, x.shape[3], dy.shape[3]), pads, x, dy)
+  return _call("cnnjax_conv_nhwc_weight_grad", (*_slide(x, pads, dy.shape[1:3]), x.shape[3], dy.shape[3]), pads,
+               x, dy)
 
 
-def _batch_axes(mesh, arg_shapes):
+def _batch_axes(arg_shapes):
   """The mesh axes that split the batch of the first operand (None: not split), as partition specs use them."""
   sharding = arg_shapes[0].sharding
   spec = sharding.spec if isinstance(sharding, NamedSharding) else ()
@@ -94,14 +95,14 @@ def _batch_axes(mesh, arg_shapes):
 
 def _partition_conv(pads, mesh, arg_shapes, result_shape):
   del result_shape
-  batch = _batch_axes(mesh, arg_shapes)
+  batch = _batch_axes(arg_shapes)
   split, whole = NamedSharding(mesh, P(batch)), NamedSharding(mesh, P())
   return mesh, lambda x, w: _local_conv(x, w, pads), split, (split, whole)
 
 
 def _partition_weight_grad(pads, mesh, arg_shapes, result_shape):
   del result_shape
-  batch = _batch_axes(mesh, arg_shapes)
+  batch = _batch_axes(arg_shapes)
   split, whole = NamedSharding(mesh, P(batch)), NamedSharding(mesh, P())
 
   def lower(x, dy):
@@ -113,7 +114,7 @@ def _partition_weight_grad(pads, mesh, arg_shapes, result_shape):
 
 def _infer_conv(pads, mesh, arg_shapes, result_shape):
   del pads, result_shape
-  return NamedSharding(mesh, P(_batch_axes(mesh, arg_shapes)))
+  return NamedSharding(mesh, P(_batch_axes(arg_shapes)))
 
 
 def _infer_weight_grad(pads, mesh, arg_shapes, result_shape):
