@@ -161,7 +161,7 @@ class ConvLayer:
     self.steps = {}
     paths = {"xla": functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), padding=pads,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC")),
-             "kernel": functools.partial(kernels.conv_nhwc, pads=pads, kernel_forward=True)}
+             "kernel": functools.partial(kernels.conv_nhwc, pads=pads)}
     for path, conv in paths.items():
       forward = jax.jit(conv)
       grads = jax.jit(lambda x, w, dy, conv=conv: jax.vjp(conv, x, w)[1](dy))

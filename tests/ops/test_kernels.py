@@ -20,35 +20,36 @@ def _value_and_grads(f, x, w):
   return jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(f(x, w)) * weights), argnums=(0, 1)))(x, w)
 
 
-@pytest.mark.parametrize("kernel_forward", [True, False])
 @pytest.mark.parametrize("n,h,w,ci,co,k,pads", [
-    (2, 5, 37, 16, 32, 3, ((1, 1), (1, 1))),  # output rows of 16 + 16 + 4 + 1 columns
-    (3, 6, 6, 32, 16, 1, ((0, 0), (0, 0))),  # 1x1; 3 images over the threads
+    (2, 5, 37, 16, 32, 3, ((1, 1), (1, 1))),  # output rows of 12 + 12 + 12 + 1 columns
+    (3, 6, 9, 32, 16, 1, ((0, 0), (0, 0))),  # 1x1; 3 images over the threads; rows of 8 + 1
     (2, 9, 8, 16, 16, 5, ((2, 1), (0, 4))),  # uneven padding
-    (1, 4, 7, 16, 48, 3, ((0, 0), (0, 0))),  # 'valid'; three output-channel blocks
+    (1, 4, 10, 16, 48, 3, ((0, 0), (0, 0))),  # 'valid'; one band split into output-channel groups of 32 and 16
+    (1, 3, 20, 144, 32, 3, ((1, 1), (1, 1))),  # input channels in chunks of 32 + ... + 16; spaced-out pixels
+    (1, 3, 8, 16, 2 * conv.MAX_WEIGHT_GRAD_CHANNELS, 3, ((1, 1), (1, 1))),  # XLA's weight gradient
 ])
-def test_values_and_gradients_match_lax(kernel_forward, n, h, w, ci, co, k, pads):
+def test_values_and_gradients_match_lax(n, h, w, ci, co, k, pads):
   assert kernels.load()
   rng = np.random.default_rng(ci + co + k)
   x = jnp.asarray(rng.standard_normal((n, h, w, ci)), jnp.float32)
   kernel = jnp.asarray(rng.standard_normal((k, k, ci, co)) / k, jnp.float32)
   assert kernels.supports(x, kernel, pads)
   want = _value_and_grads(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DN), x, kernel)
-  got = _value_and_grads(lambda x, w: kernels.conv_nhwc(x, w, pads, kernel_forward), x, kernel)
+  got = _value_and_grads(lambda x, w: kernels.conv_nhwc(x, w, pads), x, kernel)
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
     a, b = np.asarray(a), np.asarray(b)
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())  # float32 sums in another order
 
 
-def test_the_kernel_runs_forward_where_asked_or_else_where_it_beats_xla():
-  def hlo(channels, kernel_forward=None):
+def test_the_weight_gradient_runs_on_the_kernel_only_where_it_beats_xla():
+  def hlo(channels):
     x, w = jnp.zeros((2, 8, 8, channels)), jnp.zeros((3, 3, channels, channels))
-    return jax.jit(lambda x, w: kernels.conv_nhwc(x, w, ((1, 1), (1, 1)), kernel_forward)).lower(x, w).as_text()
-  assert "cnnjax_conv_nhwc" in hlo(conv.MAX_FORWARD_CHANNELS)
-  wide = hlo(2 * conv.MAX_FORWARD_CHANNELS)
-  assert "cnnjax_conv_nhwc" not in wide and "stablehlo.convolution" in wide
-  assert "cnnjax_conv_nhwc" in hlo(2 * conv.MAX_FORWARD_CHANNELS, kernel_forward=True)
-  assert "cnnjax_conv_nhwc" not in hlo(16, kernel_forward=False)
+    grads = jax.value_and_grad(lambda x, w: jnp.sum(kernels.conv_nhwc(x, w, ((1, 1), (1, 1)))), argnums=(0, 1))
+    return jax.jit(grads).lower(x, w).as_text()
+  narrow, wide = hlo(conv.MAX_WEIGHT_GRAD_CHANNELS), hlo(2 * conv.MAX_WEIGHT_GRAD_CHANNELS)
+  assert "cnnjax_conv_nhwc_weight_grad" in narrow and "stablehlo.convolution" not in narrow
+  assert "cnnjax_conv_nhwc_weight_grad" not in wide and "stablehlo.convolution" in wide
+  assert wide.count("custom_call @cnnjax_conv_nhwc(") == 2  # forward and input gradient
 
 
 @pytest.mark.parametrize("x_shape,w_shape,pads", [
@@ -56,7 +57,8 @@ def test_the_kernel_runs_forward_where_asked_or_else_where_it_beats_xla():
     ((1, 8, 8, 16), (3, 3, 16, 8), ((1, 1), (1, 1))),  # output channels
     ((1, 8, 8, 16), (3, 3, 16, 16), ((3, 1), (1, 1))),  # padding as wide as the kernel
     ((8, 8, 16), (3, 3, 16, 16), ((1, 1), (1, 1))),  # no batch axis
-    ((1, 8, 8, 16), (3, 3, 16, 2 * conv.MAX_CHANNELS), ((1, 1), (1, 1))),  # XLA is the faster one
+    ((1, 8, 8, 16), (3, 3, 16, 2 * conv.MAX_CHANNELS), ((1, 1), (1, 1))),  # more channels than measured
+    ((1, 8, 6, 16), (3, 3, 16, 16), ((1, 1), (1, 1))),  # narrower than MIN_WIDTH: XLA is the faster one
 ])
 def test_unsupported_arguments_are_reported(x_shape, w_shape, pads):
   assert not kernels.supports(jnp.zeros(x_shape), jnp.zeros(w_shape), pads)

@@ -20,6 +20,8 @@ namespace {
 
 constexpr int kLanes = 16;                  // channels per vector
 constexpr int64_t kBandBytes = 256 << 10;   // padded input of a band
+constexpr int64_t kChunk = 32;              // input channels per pass over a band
+constexpr int64_t kWidePixel = 128;         // input channels from which a band's pixels are spaced apart
 typedef float Vec __attribute__((vector_size(64)));
 typedef float VecU __attribute__((vector_size(64), aligned(4)));
 
@@ -30,8 +32,10 @@ inline void Store(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
 struct Shape {
   int64_t n, h, w, ci, co, kh, kw, pt, pl, ho, wo;
   int64_t wp() const { return wo + kw - 1; }
+  // Floats per pixel in a padded band: wide pixels get a spare vector, so that neighbours do not share L1 sets.
+  int64_t xs() const { return ci >= kWidePixel ? ci + kLanes : ci; }
   int64_t band_rows() const {
-    return std::max<int64_t>(1, kBandBytes / (int64_t(sizeof(float)) * wp() * ci) - kh + 1);
+    return std::max<int64_t>(1, kBandBytes / (int64_t(sizeof(float)) * wp() * xs()) - kh + 1);
   }
   int64_t bands() const { return (ho + band_rows() - 1) / band_rows(); }
 };
@@ -46,15 +50,15 @@ struct Band {
   int64_t padded_rows(const Shape& s) const { return i1 - i0 + s.kh - 1; }
 };
 
-// Fills xp ([padded_rows, wp, ci]) with the band's padded input rows of image x ([h, w, ci]).
+// Fills xp ([padded_rows, wp, xs]) with the band's padded input rows of image x ([h, w, ci]).
 void PadBand(const Shape& s, const Band& band, const float* x, float* xp) {
-  std::memset(xp, 0, sizeof(float) * band.padded_rows(s) * s.wp() * s.ci);
+  std::memset(xp, 0, sizeof(float) * band.padded_rows(s) * s.wp() * s.xs());
   int64_t j0 = std::max<int64_t>(0, -s.pl), j1 = std::min<int64_t>(s.w, s.wp() - s.pl);
-  for (int64_t r = 0; r < band.padded_rows(s) && j1 > j0; ++r) {
+  int64_t run = s.xs() == s.ci ? j1 - j0 : 1;  // pixels per copy
+  for (int64_t r = 0; r < band.padded_rows(s); ++r) {
     int64_t i = band.i0 + r - s.pt;
-    if (i >= 0 && i < s.h)
-      std::memcpy(xp + (r * s.wp() + j0 + s.pl) * s.ci, x + (i * s.w + j0) * s.ci,
-                  sizeof(float) * (j1 - j0) * s.ci);
+    for (int64_t j = j0; i >= 0 && i < s.h && j < j1; j += run)
+      std::memcpy(xp + (r * s.wp() + j + s.pl) * s.xs(), x + (i * s.w + j) * s.ci, sizeof(float) * run * s.ci);
   }
 }
 
@@ -78,24 +82,25 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t tasks, const Body& body) {
   while (state->done.load(std::memory_order_acquire) < tasks) std::this_thread::yield();
 }
 
-// y[i, j0 + p, co0 + 16v + lane] for p < J, v < V: output row i (row r of the band's xp), from V packed
-// kernel blocks at wb (each [kh, kw, ci, 16], for 16 output channels).
+// y[i, j0 + p, 16v + lane] for p < J, v < V (y at the tile's first output channel): output row i (row r of the
+// band's xp), summed over input channels [c0, c0 + cn) with the packed kernel chunk wc ([kh, kw, cn, 16V]); the
+// first chunk of channels starts the sum, later ones add to y.
 template <int J, int V>
-inline void ConvTile(const Shape& s, const float* xp, const float* wb, float* y, int64_t r, int64_t j0) {
-  const int64_t block = s.kh * s.kw * s.ci * kLanes;
+inline void ConvTile(const Shape& s, const float* xp, const float* wc, float* y, int64_t r, int64_t j0, int64_t c0,
+                     int64_t cn) {
   Vec acc[V][J];
   for (int v = 0; v < V; ++v)
-    for (int p = 0; p < J; ++p) acc[v][p] = Vec{};
+    for (int p = 0; p < J; ++p) acc[v][p] = c0 == 0 ? Vec{} : Load(y + (j0 + p) * s.co + v * kLanes);
   for (int64_t a = 0; a < s.kh; ++a) {
     for (int64_t b = 0; b < s.kw; ++b) {
-      const float* xr = xp + ((r + a) * s.wp() + j0 + b) * s.ci;
-      const float* wr = wb + (a * s.kw + b) * s.ci * kLanes;
-      for (int64_t c = 0; c < s.ci; ++c) {
+      const float* xr = xp + ((r + a) * s.wp() + j0 + b) * s.xs() + c0;
+      const float* wr = wc + (a * s.kw + b) * cn * V * kLanes;
+      for (int64_t c = 0; c < cn; ++c) {
         Vec wv[V];
-        for (int v = 0; v < V; ++v) wv[v] = Load(wr + v * block + c * kLanes);
+        for (int v = 0; v < V; ++v) wv[v] = Load(wr + (c * V + v) * kLanes);
 #pragma GCC unroll 16
         for (int p = 0; p < J; ++p) {
-          float xv = xr[p * s.ci + c];
+          float xv = xr[p * s.xs() + c];
           for (int v = 0; v < V; ++v) acc[v][p] += xv * wv[v];
         }
       }
@@ -105,34 +110,61 @@ inline void ConvTile(const Shape& s, const float* xp, const float* wb, float* y,
     for (int p = 0; p < J; ++p) Store(y + (j0 + p) * s.co + v * kLanes, acc[v][p]);
 }
 
-// One output row's channels [co0, co0 + 16V): tiles of J columns, then of 8, 4 and 1.
+// One output row's 16V channels: tiles of J columns, then of 8, 4 and 1.
 template <int J, int V>
-void ConvRow(const Shape& s, const float* xp, const float* wb, float* y, int64_t r) {
+void ConvRow(const Shape& s, const float* xp, const float* wc, float* y, int64_t r, int64_t c0, int64_t cn) {
   int64_t j = 0;
-  for (; j + J <= s.wo; j += J) ConvTile<J, V>(s, xp, wb, y, r, j);
-  for (; j + 8 <= s.wo; j += 8) ConvTile<8, V>(s, xp, wb, y, r, j);
-  for (; j + 4 <= s.wo; j += 4) ConvTile<4, V>(s, xp, wb, y, r, j);
-  for (; j < s.wo; ++j) ConvTile<1, V>(s, xp, wb, y, r, j);
+  for (; j + J <= s.wo; j += J) ConvTile<J, V>(s, xp, wc, y, r, j, c0, cn);
+  for (; j + 8 <= s.wo; j += 8) ConvTile<8, V>(s, xp, wc, y, r, j, c0, cn);
+  for (; j + 4 <= s.wo; j += 4) ConvTile<4, V>(s, xp, wc, y, r, j, c0, cn);
+  for (; j < s.wo; ++j) ConvTile<1, V>(s, xp, wc, y, r, j, c0, cn);
 }
 
-void ConvBand(const Shape& s, const Band& band, const float* xp, const float* packed, float* y) {
-  const int64_t block = s.kh * s.kw * s.ci * kLanes;
-  for (int64_t i = band.i0; i < band.i1; ++i) {
-    float* row = y + ((band.image * s.ho + i) * s.wo) * s.co;
-    int64_t co0 = 0;
-    for (; co0 + 2 * kLanes <= s.co; co0 += 2 * kLanes)
-      ConvRow<12, 2>(s, xp, packed + co0 / kLanes * block, row + co0, i - band.i0);
-    if (co0 < s.co) ConvRow<16, 1>(s, xp, packed + co0 / kLanes * block, row + co0, i - band.i0);
+// Output channels co0.. in groups of 32 (16 for a last odd block): each group's kernel is packed chunk by chunk.
+int64_t GroupWidth(const Shape& s, int64_t co0) { return std::min<int64_t>(2 * kLanes, s.co - co0); }
+
+// The band's output channels [co_begin, co_end), a group at a time, in chunks of kChunk input channels, whose
+// packed kernel (contiguous, so it spreads over L1's sets) stays in L1 while it is used for all the band's rows.
+void ConvBand(const Shape& s, const Band& band, const float* xp, const float* packed, float* y, int64_t co_begin,
+              int64_t co_end) {
+  const int64_t taps = s.kh * s.kw;
+  for (int64_t co0 = co_begin; co0 < co_end; co0 += 2 * kLanes) {
+    int64_t width = GroupWidth(s, co0);
+    for (int64_t c0 = 0; c0 < s.ci; c0 += kChunk) {
+      int64_t cn = std::min(kChunk, s.ci - c0);
+      const float* wc = packed + co0 * taps * s.ci + c0 * taps * width;
+      for (int64_t i = band.i0; i < band.i1; ++i) {
+        float* row = y + ((band.image * s.ho + i) * s.wo) * s.co + co0;
+        if (width == kLanes) ConvRow<16, 1>(s, xp, wc, row, i - band.i0, c0, cn);
+        else if (s.wo <= 16) ConvRow<8, 2>(s, xp, wc, row, i - band.i0, c0, cn);
+        else ConvRow<12, 2>(s, xp, wc, row, i - band.i0, c0, cn);
+      }
+    }
   }
 }
 
-// The HWIO kernel w as blocks of 16 output channels, each [kh, kw, ci, 16] and contiguous.
-std::vector<float> PackKernel(const Shape& s, const float* w) {
-  std::vector<float> packed(s.kh * s.kw * s.ci * s.co);
-  int64_t taps = s.kh * s.kw * s.ci;
-  for (int64_t co0 = 0; co0 < s.co; co0 += kLanes)
-    for (int64_t t = 0; t < taps; ++t)
-      std::memcpy(&packed[co0 * taps + t * kLanes], w + t * s.co + co0, sizeof(float) * kLanes);
+// The kernel as ConvBand reads it: per group of output channels, per chunk of input channels, [kh, kw, cn, width].
+// w is HWIO, or with `flip` [kh, kw, co, ci] used flipped in space (the kernel of the input gradient, read from the
+// forward kernel). The result is a buffer of the calling thread, grown as needed and kept for its next call.
+const float* PackKernel(ffi::ThreadPool& pool, const Shape& s, const float* w, bool flip) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < size_t(s.kh * s.kw * s.ci * s.co)) buffer.resize(s.kh * s.kw * s.ci * s.co);
+  float* packed = buffer.data();
+  ParallelFor(pool, (s.co + 2 * kLanes - 1) / (2 * kLanes), [&](int64_t group) {
+    int64_t co0 = group * 2 * kLanes, width = GroupWidth(s, co0);
+    float* out = packed + co0 * s.kh * s.kw * s.ci;
+    for (int64_t c0 = 0; c0 < s.ci; c0 += kChunk)
+      for (int64_t a = 0; a < s.kh; ++a)
+        for (int64_t b = 0; b < s.kw; ++b)
+          for (int64_t c = c0; c < std::min(s.ci, c0 + kChunk); ++c, out += width) {
+            if (!flip) {
+              std::memcpy(out, w + ((a * s.kw + b) * s.ci + c) * s.co + co0, sizeof(float) * width);
+              continue;
+            }
+            const float* src = w + (((s.kh - 1 - a) * s.kw + (s.kw - 1 - b)) * s.co + co0) * s.ci + c;
+            for (int64_t lane = 0; lane < width; ++lane) out[lane] = src[lane * s.ci];
+          }
+  });
   return packed;
 }
 
@@ -142,12 +174,12 @@ inline void WeightGradBlock(const Shape& s, const Band& band, const float* xp, c
   Vec acc[kLanes];
   for (int c = 0; c < kLanes; ++c) acc[c] = Vec{};
   for (int64_t i = band.i0; i < band.i1; ++i) {
-    const float* xr = xp + ((i - band.i0 + a) * s.wp() + b) * s.ci + ci0;
+    const float* xr = xp + ((i - band.i0 + a) * s.wp() + b) * s.xs() + ci0;
     const float* dr = dy + ((band.image * s.ho + i) * s.wo) * s.co + co0;
     for (int64_t j = 0; j < s.wo; ++j) {
       Vec d = Load(dr + j * s.co);
 #pragma GCC unroll 16
-      for (int c = 0; c < kLanes; ++c) acc[c] += xr[j * s.ci + c] * d;
+      for (int c = 0; c < kLanes; ++c) acc[c] += xr[j * s.xs() + c] * d;
     }
   }
   float* out = dw + ((a * s.kw + b) * s.ci + ci0) * s.co + co0;
@@ -166,20 +198,25 @@ ffi::Error Check(const Shape& s) {
   return ffi::Error::Success();
 }
 
-// y = conv(x, w): x [n, h, w, ci], w [kh, kw, ci, co], y [n, ho, wo, co]; stride 1, input padded by
-// (pad_top, pad_left) before and as much as y's size needs after.
+// y = conv(x, w): x [n, h, w, ci], w [kh, kw, ci, co] (or with `flip`, see PackKernel), y [n, ho, wo, co]; stride
+// 1, input padded by (pad_top, pad_left) before and as much as y's size needs after. Tasks are bands, each split
+// into groups of output channels where there are too few bands to keep every thread busy.
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
-                    ffi::ResultBuffer<ffi::F32> y, int64_t pt, int64_t pl) {
+                    ffi::ResultBuffer<ffi::F32> y, int64_t pt, int64_t pl, bool flip) {
   auto wd = w.dimensions(), yd = y->dimensions();
-  Shape s = MakeShape(x, wd[3], wd[0], wd[1], pt, pl, yd[1], yd[2]);
+  Shape s = MakeShape(x, yd[3], wd[0], wd[1], pt, pl, yd[1], yd[2]);
   if (ffi::Error e = Check(s); e.failure()) return e;
-  std::vector<float> packed = PackKernel(s, w.typed_data());
-  ParallelFor(pool, s.n * s.bands(), [&](int64_t item) {
-    Band band(s, item);
+  const float* packed = PackKernel(pool, s, w.typed_data(), flip);
+  int64_t items = s.n * s.bands(), pairs = (s.co / kLanes + 1) / 2;
+  int64_t groups = std::clamp<int64_t>((4 * pool.num_threads() + items - 1) / items, 1, pairs);
+  ParallelFor(pool, items * groups, [&](int64_t task) {
+    Band band(s, task / groups);
+    int64_t g = task % groups;
     thread_local std::vector<float> xp;
-    xp.resize(band.padded_rows(s) * s.wp() * s.ci);
+    xp.resize(band.padded_rows(s) * s.wp() * s.xs());
     PadBand(s, band, x.typed_data() + band.image * s.h * s.w * s.ci, xp.data());
-    ConvBand(s, band, xp.data(), packed.data(), y->typed_data());
+    ConvBand(s, band, xp.data(), packed, y->typed_data(), pairs * g / groups * 2 * kLanes,
+             std::min(s.co, pairs * (g + 1) / groups * 2 * kLanes));
   });
   return ffi::Error::Success();
 }
@@ -198,7 +235,7 @@ ffi::Error WeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Bu
     std::vector<float> xp;
     for (int64_t item = items * t / tasks; item < items * (t + 1) / tasks; ++item) {
       Band band(s, item);
-      xp.resize(band.padded_rows(s) * s.wp() * s.ci);
+      xp.resize(band.padded_rows(s) * s.wp() * s.xs());
       PadBand(s, band, x.typed_data() + band.image * s.h * s.w * s.ci, xp.data());
       for (int64_t a = 0; a < s.kh; ++a)
         for (int64_t b = 0; b < s.kw; ++b)
@@ -216,15 +253,21 @@ ffi::Error WeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Bu
 
 }  // namespace
 
-#define CNNJAX_CONV_BINDING(name, impl)                          \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(name, impl,                      \
-                                ffi::Ffi::Bind()                 \
-                                    .Ctx<ffi::ThreadPool>()      \
-                                    .Arg<ffi::Buffer<ffi::F32>>() \
-                                    .Arg<ffi::Buffer<ffi::F32>>() \
-                                    .Ret<ffi::Buffer<ffi::F32>>() \
-                                    .Attr<int64_t>("pad_top")    \
-                                    .Attr<int64_t>("pad_left"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnjaxConvNhwc, ConvImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<bool>("flip"));
 
-CNNJAX_CONV_BINDING(CnnjaxConvNhwc, ConvImpl)
-CNNJAX_CONV_BINDING(CnnjaxConvNhwcWeightGrad, WeightGradImpl)
+XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnjaxConvNhwcWeightGrad, WeightGradImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left"));
