@@ -143,27 +143,41 @@ void ConvBand(const Shape& s, const Band& band, const float* xp, const float* pa
   }
 }
 
-// The kernel as ConvBand reads it: per group of output channels, per chunk of input channels, [kh, kw, cn, width].
-// w is HWIO, or with `flip` [kh, kw, co, ci] used flipped in space (the kernel of the input gradient, read from the
-// forward kernel). The result is a buffer of the calling thread, grown as needed and kept for its next call.
+// Where ConvBand reads the kernel's 16 or 32 output channels from co0 (a group), input channel c and tap
+// (a * kw + b): per group, per chunk of kChunk input channels, [kh, kw, chunk, width] (see ConvBand).
+int64_t PackedAt(const Shape& s, int64_t co0, int64_t c, int64_t tap) {
+  int64_t c0 = c / kChunk * kChunk, cn = std::min(kChunk, s.ci - c0), taps = s.kh * s.kw;
+  return co0 * taps * s.ci + c0 * taps * GroupWidth(s, co0) + (tap * cn + c - c0) * GroupWidth(s, co0);
+}
+
+// The kernel laid out as ConvBand reads it (PackedAt). w is HWIO, or with `flip` [kh, kw, co, ci] used flipped in
+// space (the kernel of the input gradient, read from the forward kernel). Both read w in order, a task per
+// (tap, chunk) or per group. The result is a buffer of the calling thread, grown as needed and kept for its next
+// call.
 const float* PackKernel(ffi::ThreadPool& pool, const Shape& s, const float* w, bool flip) {
   thread_local std::vector<float> buffer;
-  if (buffer.size() < size_t(s.kh * s.kw * s.ci * s.co)) buffer.resize(s.kh * s.kw * s.ci * s.co);
+  const int64_t taps = s.kh * s.kw, chunks = (s.ci + kChunk - 1) / kChunk;
+  if (buffer.size() < size_t(taps * s.ci * s.co)) buffer.resize(taps * s.ci * s.co);
   float* packed = buffer.data();
+  if (!flip) {
+    ParallelFor(pool, taps * chunks, [&](int64_t task) {
+      int64_t tap = task / chunks, c0 = task % chunks * kChunk;
+      for (int64_t c = c0; c < std::min(s.ci, c0 + kChunk); ++c)
+        for (int64_t co0 = 0; co0 < s.co; co0 += 2 * kLanes)
+          std::memcpy(packed + PackedAt(s, co0, c, tap), w + (tap * s.ci + c) * s.co + co0,
+                      sizeof(float) * GroupWidth(s, co0));
+    });
+    return packed;
+  }
   ParallelFor(pool, (s.co + 2 * kLanes - 1) / (2 * kLanes), [&](int64_t group) {
-    int64_t co0 = group * 2 * kLanes, width = GroupWidth(s, co0);
-    float* out = packed + co0 * s.kh * s.kw * s.ci;
-    for (int64_t c0 = 0; c0 < s.ci; c0 += kChunk)
-      for (int64_t a = 0; a < s.kh; ++a)
-        for (int64_t b = 0; b < s.kw; ++b)
-          for (int64_t c = c0; c < std::min(s.ci, c0 + kChunk); ++c, out += width) {
-            if (!flip) {
-              std::memcpy(out, w + ((a * s.kw + b) * s.ci + c) * s.co + co0, sizeof(float) * width);
-              continue;
-            }
-            const float* src = w + (((s.kh - 1 - a) * s.kw + (s.kw - 1 - b)) * s.co + co0) * s.ci + c;
-            for (int64_t lane = 0; lane < width; ++lane) out[lane] = src[lane * s.ci];
-          }
+    int64_t co0 = group * 2 * kLanes;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      const float* src = w + ((taps - 1 - tap) * s.co + co0) * s.ci;  // (kh-1-a, kw-1-b): the tap flipped
+      for (int64_t c = 0; c < s.ci; ++c) {
+        float* out = packed + PackedAt(s, co0, c, tap);
+        for (int64_t lane = 0; lane < GroupWidth(s, co0); ++lane) out[lane] = src[lane * s.ci + c];
+      }
+    }
   });
   return packed;
 }
