@@ -19,8 +19,8 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
   dense matrix product that XLA computes once and never fuses into its
   consumers; autodiff of it gives the gradients. Wide images (more than
   `MAX_BANDED_COST` kernels) stay on the library conv, which is faster there
-  (ResNet-50's stem at 224 px). Stride-1 layers with 16-256 channels run on
-  the compiled kernels of `cnnjax.ops.kernels` (ResNet-20's train step:
+  (ResNet-50's stem at 224 px). Layers with 16-512 channels run on the
+  compiled kernels of `cnnjax.ops.kernels` (ResNet-20's train step:
   510 -> 376 ms); every other layer stays on the library conv.
 - `stored`: a value XLA:CPU computes once instead of recomputing it in each
   reader, for a ResNet's activations (ResNet-20's train step: 689 -> 629 ms).
@@ -90,8 +90,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   pads = tuple(tuple(p) for p in padding)
   if rhs.shape[2] <= MAX_BANDED_CHANNELS and (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] <= MAX_BANDED_COST:
     cpu = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
-  elif tuple(window_strides) == (1, 1) and kernels.supports(lhs, rhs, pads) and kernels.load():
-    cpu = lambda x, w: kernels.conv_nhwc(x, w, pads)
+  elif (len(set(window_strides)) == 1 and kernels.supports(lhs, rhs, pads, window_strides[0])
+        and kernels.load()):
+    cpu = lambda x, w: kernels.conv_nhwc(x, w, pads, window_strides[0])
   else:
     return call(lhs, rhs)
   return lax.platform_dependent(lhs, rhs, cpu=cpu, default=lambda x, w: call(x, w))

@@ -20,22 +20,25 @@ def _value_and_grads(f, x, w):
   return jax.jit(jax.value_and_grad(lambda x, w: jnp.sum(jnp.sin(f(x, w)) * weights), argnums=(0, 1)))(x, w)
 
 
-@pytest.mark.parametrize("n,h,w,ci,co,k,pads", [
-    (2, 5, 37, 16, 32, 3, ((1, 1), (1, 1))),  # output rows of 12 + 12 + 12 + 1 columns
-    (3, 6, 9, 32, 16, 1, ((0, 0), (0, 0))),  # 1x1; 3 images over the threads; rows of 8 + 1
-    (2, 9, 8, 16, 16, 5, ((2, 1), (0, 4))),  # uneven padding
-    (1, 4, 10, 16, 48, 3, ((0, 0), (0, 0))),  # 'valid'; one band split into output-channel groups of 32 and 16
-    (1, 3, 20, 144, 32, 3, ((1, 1), (1, 1))),  # input channels in chunks of 32 + ... + 16; spaced-out pixels
-    (1, 3, 8, 16, 2 * conv.MAX_WEIGHT_GRAD_CHANNELS, 3, ((1, 1), (1, 1))),  # XLA's weight gradient
+@pytest.mark.parametrize("n,h,w,ci,co,k,pads,stride", [
+    (2, 5, 37, 16, 32, 3, ((1, 1), (1, 1)), 1),  # output rows of 12 + 12 + 12 + 1 columns
+    (3, 6, 9, 32, 16, 1, ((0, 0), (0, 0)), 1),  # 1x1; 3 images over the threads; rows of 8 + 1
+    (2, 9, 8, 16, 16, 5, ((2, 1), (0, 4)), 1),  # uneven padding
+    (1, 4, 10, 16, 48, 3, ((0, 0), (0, 0)), 1),  # 'valid'; one band split into output-channel groups of 32 and 16
+    (1, 3, 20, 144, 32, 3, ((1, 1), (1, 1)), 1),  # input channels in chunks of 32 + ... + 16; spaced-out pixels
+    (1, 3, 8, 16, 2 * conv.MAX_WEIGHT_GRAD_CHANNELS, 3, ((1, 1), (1, 1)), 1),  # XLA's weight gradient
+    (2, 7, 17, 16, 32, 3, ((1, 1), (1, 1)), 2),  # strided: odd sizes, XLA's input gradient
+    (2, 6, 16, 32, 16, 1, ((0, 0), (0, 0)), 2),  # a strided 1x1 projection
 ])
-def test_values_and_gradients_match_lax(n, h, w, ci, co, k, pads):
+def test_values_and_gradients_match_lax(n, h, w, ci, co, k, pads, stride):
   assert kernels.load()
   rng = np.random.default_rng(ci + co + k)
   x = jnp.asarray(rng.standard_normal((n, h, w, ci)), jnp.float32)
   kernel = jnp.asarray(rng.standard_normal((k, k, ci, co)) / k, jnp.float32)
-  assert kernels.supports(x, kernel, pads)
-  want = _value_and_grads(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DN), x, kernel)
-  got = _value_and_grads(lambda x, w: kernels.conv_nhwc(x, w, pads), x, kernel)
+  assert kernels.supports(x, kernel, pads, stride)
+  want = _value_and_grads(lambda x, w: lax.conv_general_dilated(x, w, (stride, stride), pads, dimension_numbers=_DN),
+                          x, kernel)
+  got = _value_and_grads(lambda x, w: kernels.conv_nhwc(x, w, pads, stride), x, kernel)
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
     a, b = np.asarray(a), np.asarray(b)
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())  # float32 sums in another order
@@ -70,7 +73,7 @@ def test_the_compiled_library_rejects_channels_it_cannot_block():
   assert kernels.load()
   x, dy = jnp.ones((1, 4, 4, 8)), jnp.ones((1, 4, 4, 16))
   with pytest.raises(jax.errors.JaxRuntimeError, match="multiples of 16"):
-    jax.block_until_ready(conv._local_weight_grad(x, dy, ((1, 1), (1, 1))))
+    jax.block_until_ready(conv._local_weight_grad(x, dy, ((1, 1), (1, 1)), 1, (3, 3)))
 
 
 def test_batch_sharded_kernels_run_per_device_and_sum_the_weight_gradient_once(fresh_python):

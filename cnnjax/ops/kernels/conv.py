@@ -27,64 +27,71 @@ MIN_WIDTH = 8  # narrower outputs run faster on XLA's convolution (BUILD.md)
 MAX_WEIGHT_GRAD_CHANNELS = 256  # with more, XLA's weight gradient is the faster one (BUILD.md)
 
 
-def supports(x: jax.Array, w: jax.Array, pads) -> bool:
-  """Whether `conv_nhwc(x, w, pads)` applies and pays: float32, channels in multiples of `LANES` up to
-  `MAX_CHANNELS`, pads within the kernel, an output at least `MIN_WIDTH` wide."""
+def supports(x: jax.Array, w: jax.Array, pads, stride: int = 1) -> bool:
+  """Whether `conv_nhwc(x, w, pads, stride)` applies and pays: float32, channels in multiples of `LANES` up
+  to `MAX_CHANNELS`, pads within the kernel, an output at least `MIN_WIDTH` wide."""
   channels = (x.shape[-1], w.shape[3])
   return (x.ndim == 4 and x.dtype == w.dtype == np.float32 and all(c % LANES == 0 for c in channels)
           and max(channels) <= MAX_CHANNELS and all(0 <= p < k for k, side in zip(w.shape[:2], pads) for p in side)
-          and _slide(x, pads, w.shape)[1] >= MIN_WIDTH)
+          and stride >= 1 and _output_size(x, w.shape[:2], pads, stride)[1] >= MIN_WIDTH)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_nhwc(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  """NHWC `x` * HWIO `w`, stride 1, `pads` = ((top, bottom), (left, right)) (see `supports`).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_nhwc(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], tuple[int, int]], stride: int = 1
+              ) -> jax.Array:
+  """NHWC `x` * HWIO `w`, `pads` = ((top, bottom), (left, right)), the same `stride` along both axes (see
+  `supports`).
 
-  The weight gradient of layers with more than `MAX_WEIGHT_GRAD_CHANNELS` channels is XLA's.
+  The weight gradient of layers with more than `MAX_WEIGHT_GRAD_CHANNELS` channels is XLA's, and so is the
+  input gradient of a strided one (XLA skips the zeros of its dilated output gradient).
   """
-  return _conv(x, w, pads, False)
+  return _conv(x, w, pads, stride, False)
 
 
-def _conv_fwd(x, w, pads):
-  return _conv(x, w, pads, False), (x, w)
+def _conv_fwd(x, w, pads, stride):
+  return _conv(x, w, pads, stride, False), (x, w)
 
 
-def _conv_bwd(pads, residuals, dy):
+def _conv_bwd(pads, stride, residuals, dy):
   x, w = residuals
+  if max(w.shape[2:]) <= MAX_WEIGHT_GRAD_CHANNELS:
+    dw = _weight_grad(x, dy, pads, stride, w.shape[:2])
+  else:
+    dw = jax.vjp(lambda w: _xla_conv(x, w, pads, stride), w)[1](dy)[0]
+  if stride > 1:
+    return jax.vjp(lambda x: _xla_conv(x, w, pads, stride), x)[1](dy)[0], dw
   (kh, kw), ((top, bottom), (left, right)) = w.shape[:2], pads
   flipped = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
-  if max(w.shape[2:]) <= MAX_WEIGHT_GRAD_CHANNELS:
-    dw = _weight_grad(x, dy, pads)
-  else:
-    xla = lambda w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    dw = jax.vjp(xla, w)[1](dy)[0]
-  return _conv(dy, w, flipped, True), dw
+  return _conv(dy, w, flipped, 1, True), dw
 
 
 conv_nhwc.defvjp(_conv_fwd, _conv_bwd)
 
 
-def _call(target: str, shape: tuple[int, ...], pads, *operands, **attributes) -> jax.Array:
+def _xla_conv(x, w, pads, stride):
+  return lax.conv_general_dilated(x, w, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _output_size(x: jax.Array, kernel_hw: tuple[int, ...], pads, stride: int) -> tuple[int, int]:
+  return tuple((x.shape[1 + i] + sum(pads[i]) - kernel_hw[i]) // stride + 1 for i in range(2))
+
+
+def _call(target: str, shape: tuple[int, ...], pads, stride, *operands, **attributes) -> jax.Array:
   if not build.load():
     raise RuntimeError("cnnjax's CPU kernels could not be built (see the warning); use lax.conv_general_dilated")
   (top, _), (left, _) = pads
   out = jax.ShapeDtypeStruct(shape, operands[0].dtype)
-  return jax.ffi.ffi_call(target, out)(*operands, pad_top=np.int64(top), pad_left=np.int64(left), **attributes)
+  return jax.ffi.ffi_call(target, out)(*operands, pad_top=np.int64(top), pad_left=np.int64(left),
+                                       stride=np.int64(stride), **attributes)
 
 
-def _slide(x: jax.Array, pads, window: tuple[int, ...]) -> tuple[int, int]:
-  """Positions of `window` (height, width) along the padded input: the output size for a kernel, and back."""
-  return tuple(x.shape[1 + i] + sum(pads[i]) - window[i] + 1 for i in range(2))
+def _local_conv(x, w, pads, stride, flip):
+  shape = (x.shape[0], *_output_size(x, w.shape[:2], pads, stride), w.shape[2 if flip else 3])
+  return _call("cnnjax_conv_nhwc", shape, pads, stride, x, w, flip=flip)
 
 
-def _local_conv(x, w, pads, flip):
-  return _call("cnnjax_conv_nhwc", (x.shape[0], *_slide(x, pads, w.shape), w.shape[2 if flip else 3]), pads, x, w,
-               flip=flip)
-
-
-def _local_weight_grad(x, dy, pads):
-  return _call("cnnjax_conv_nhwc_weight_grad", (*_slide(x, pads, dy.shape[1:3]), x.shape[3], dy.shape[3]), pads,
-               x, dy)
+def _local_weight_grad(x, dy, pads, stride, kernel_hw):
+  return _call("cnnjax_conv_nhwc_weight_grad", (*kernel_hw, x.shape[3], dy.shape[3]), pads, stride, x, dy)
 
 
 def _batch_axes(arg_shapes):
@@ -94,44 +101,44 @@ def _batch_axes(arg_shapes):
   return spec[0] if len(spec) else None
 
 
-def _partition_conv(pads, flip, mesh, arg_shapes, result_shape):
+def _partition_conv(pads, stride, flip, mesh, arg_shapes, result_shape):
   del result_shape
   batch = _batch_axes(arg_shapes)
   split, whole = NamedSharding(mesh, P(batch)), NamedSharding(mesh, P())
-  return mesh, lambda x, w: _local_conv(x, w, pads, flip), split, (split, whole)
+  return mesh, lambda x, w: _local_conv(x, w, pads, stride, flip), split, (split, whole)
 
 
-def _partition_weight_grad(pads, mesh, arg_shapes, result_shape):
+def _partition_weight_grad(pads, stride, kernel_hw, mesh, arg_shapes, result_shape):
   del result_shape
   batch = _batch_axes(arg_shapes)
   split, whole = NamedSharding(mesh, P(batch)), NamedSharding(mesh, P())
 
   def lower(x, dy):
-    dw = _local_weight_grad(x, dy, pads)
+    dw = _local_weight_grad(x, dy, pads, stride, kernel_hw)
     return dw if batch is None else lax.psum(dw, batch)
 
   return mesh, lower, whole, (split, split)
 
 
-def _infer_conv(pads, flip, mesh, arg_shapes, result_shape):
-  del pads, flip, result_shape
+def _infer_conv(pads, stride, flip, mesh, arg_shapes, result_shape):
+  del pads, stride, flip, result_shape
   return NamedSharding(mesh, P(_batch_axes(arg_shapes)))
 
 
-def _infer_weight_grad(pads, mesh, arg_shapes, result_shape):
-  del pads, arg_shapes, result_shape
+def _infer_weight_grad(pads, stride, kernel_hw, mesh, arg_shapes, result_shape):
+  del pads, stride, kernel_hw, arg_shapes, result_shape
   return NamedSharding(mesh, P())
 
 
-def _conv_rule(pads, flip, mesh, operand_types, result_types):
-  del pads, mesh, operand_types, result_types
+def _conv_rule(pads, stride, flip, mesh, operand_types, result_types):
+  del pads, stride, mesh, operand_types, result_types
   kernel = "a b d c" if flip else "a b c d"
   return f"n h w c, {kernel} -> n i j d", {"need_replication_factors": tuple("hwcabdij")}
 
 
-_conv = custom_partitioning(_local_conv, static_argnums=(2, 3))
+_conv = custom_partitioning(_local_conv, static_argnums=(2, 3, 4))
 _conv.def_partition(_partition_conv, infer_sharding_from_operands=_infer_conv, sharding_rule=_conv_rule)
-_weight_grad = custom_partitioning(_local_weight_grad, static_argnums=(2,))
+_weight_grad = custom_partitioning(_local_weight_grad, static_argnums=(2, 3, 4))
 _weight_grad.def_partition(_partition_weight_grad, infer_sharding_from_operands=_infer_weight_grad,
                            sharding_rule="n h w c, n i j d -> a b c d", reduction_factors=("n",),
                            need_replication_factors=tuple("hwcijd"))

@@ -1,4 +1,4 @@
-// 2D convolution of NHWC float32 arrays with stride 1, and its weight gradient, as XLA:CPU FFI handlers.
+// 2D convolution of NHWC float32 arrays (stride 1 or more), and its weight gradient, as XLA:CPU FFI handlers.
 //
 // Both run on bands of output rows. A band's input rows are first copied into a zero-padded scratch buffer,
 // so the inner loops have no bounds checks, and are sized to stay in a core's L2 cache. Channels go 16 to a
@@ -28,14 +28,14 @@ typedef float VecU __attribute__((vector_size(64), aligned(4)));
 inline Vec Load(const float* p) { return *reinterpret_cast<const VecU*>(p); }
 inline void Store(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
 
-// x [n, h, w, ci] * kernel [kh, kw, ci, co] -> [n, ho, wo, co], x padded by (pt, pl) before.
+// x [n, h, w, ci] * kernel [kh, kw, ci, co] -> [n, ho, wo, co] with stride st, x padded by (pt, pl) before.
 struct Shape {
-  int64_t n, h, w, ci, co, kh, kw, pt, pl, ho, wo;
-  int64_t wp() const { return wo + kw - 1; }
+  int64_t n, h, w, ci, co, kh, kw, pt, pl, ho, wo, st;
+  int64_t wp() const { return (wo - 1) * st + kw; }
   // Floats per pixel in a padded band: wide pixels get a spare vector, so that neighbours do not share L1 sets.
   int64_t xs() const { return ci >= kWidePixel ? ci + kLanes : ci; }
-  int64_t band_rows() const {
-    return std::max<int64_t>(1, kBandBytes / (int64_t(sizeof(float)) * wp() * xs()) - kh + 1);
+  int64_t band_rows() const {  // output rows
+    return std::max<int64_t>(1, (kBandBytes / (int64_t(sizeof(float)) * wp() * xs()) - kh) / st + 1);
   }
   int64_t bands() const { return (ho + band_rows() - 1) / band_rows(); }
 };
@@ -47,7 +47,7 @@ struct Band {
       : image(item / s.bands()),
         i0(item % s.bands() * s.band_rows()),
         i1(std::min(s.ho, i0 + s.band_rows())) {}
-  int64_t padded_rows(const Shape& s) const { return i1 - i0 + s.kh - 1; }
+  int64_t padded_rows(const Shape& s) const { return (i1 - i0 - 1) * s.st + s.kh; }
 };
 
 // Fills xp ([padded_rows, wp, xs]) with the band's padded input rows of image x ([h, w, ci]).
@@ -56,7 +56,7 @@ void PadBand(const Shape& s, const Band& band, const float* x, float* xp) {
   int64_t j0 = std::max<int64_t>(0, -s.pl), j1 = std::min<int64_t>(s.w, s.wp() - s.pl);
   int64_t run = s.xs() == s.ci ? j1 - j0 : 1;  // pixels per copy
   for (int64_t r = 0; r < band.padded_rows(s); ++r) {
-    int64_t i = band.i0 + r - s.pt;
+    int64_t i = band.i0 * s.st + r - s.pt;
     for (int64_t j = j0; i >= 0 && i < s.h && j < j1; j += run)
       std::memcpy(xp + (r * s.wp() + j + s.pl) * s.xs(), x + (i * s.w + j) * s.ci, sizeof(float) * run * s.ci);
   }
@@ -93,14 +93,14 @@ inline void ConvTile(const Shape& s, const float* xp, const float* wc, float* y,
     for (int p = 0; p < J; ++p) acc[v][p] = c0 == 0 ? Vec{} : Load(y + (j0 + p) * s.co + v * kLanes);
   for (int64_t a = 0; a < s.kh; ++a) {
     for (int64_t b = 0; b < s.kw; ++b) {
-      const float* xr = xp + ((r + a) * s.wp() + j0 + b) * s.xs() + c0;
+      const float* xr = xp + ((r * s.st + a) * s.wp() + j0 * s.st + b) * s.xs() + c0;
       const float* wr = wc + (a * s.kw + b) * cn * V * kLanes;
       for (int64_t c = 0; c < cn; ++c) {
         Vec wv[V];
         for (int v = 0; v < V; ++v) wv[v] = Load(wr + (c * V + v) * kLanes);
 #pragma GCC unroll 16
         for (int p = 0; p < J; ++p) {
-          float xv = xr[p * s.xs() + c];
+          float xv = xr[p * s.st * s.xs() + c];
           for (int v = 0; v < V; ++v) acc[v][p] += xv * wv[v];
         }
       }
@@ -188,12 +188,12 @@ inline void WeightGradBlock(const Shape& s, const Band& band, const float* xp, c
   Vec acc[kLanes];
   for (int c = 0; c < kLanes; ++c) acc[c] = Vec{};
   for (int64_t i = band.i0; i < band.i1; ++i) {
-    const float* xr = xp + ((i - band.i0 + a) * s.wp() + b) * s.xs() + ci0;
+    const float* xr = xp + (((i - band.i0) * s.st + a) * s.wp() + b) * s.xs() + ci0;
     const float* dr = dy + ((band.image * s.ho + i) * s.wo) * s.co + co0;
     for (int64_t j = 0; j < s.wo; ++j) {
       Vec d = Load(dr + j * s.co);
 #pragma GCC unroll 16
-      for (int c = 0; c < kLanes; ++c) acc[c] += xr[j * s.xs() + c] * d;
+      for (int c = 0; c < kLanes; ++c) acc[c] += xr[j * s.st * s.xs() + c] * d;
     }
   }
   float* out = dw + ((a * s.kw + b) * s.ci + ci0) * s.co + co0;
@@ -201,9 +201,9 @@ inline void WeightGradBlock(const Shape& s, const Band& band, const float* xp, c
 }
 
 Shape MakeShape(ffi::Buffer<ffi::F32>& x, int64_t co, int64_t kh, int64_t kw, int64_t pt, int64_t pl, int64_t ho,
-                int64_t wo) {
+                int64_t wo, int64_t st) {
   auto d = x.dimensions();
-  return Shape{d[0], d[1], d[2], d[3], co, kh, kw, pt, pl, ho, wo};
+  return Shape{d[0], d[1], d[2], d[3], co, kh, kw, pt, pl, ho, wo, st};
 }
 
 ffi::Error Check(const Shape& s) {
@@ -216,9 +216,9 @@ ffi::Error Check(const Shape& s) {
 // 1, input padded by (pad_top, pad_left) before and as much as y's size needs after. Tasks are bands, each split
 // into groups of output channels where there are too few bands to keep every thread busy.
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
-                    ffi::ResultBuffer<ffi::F32> y, int64_t pt, int64_t pl, bool flip) {
+                    ffi::ResultBuffer<ffi::F32> y, int64_t pt, int64_t pl, int64_t st, bool flip) {
   auto wd = w.dimensions(), yd = y->dimensions();
-  Shape s = MakeShape(x, yd[3], wd[0], wd[1], pt, pl, yd[1], yd[2]);
+  Shape s = MakeShape(x, yd[3], wd[0], wd[1], pt, pl, yd[1], yd[2], st);
   if (ffi::Error e = Check(s); e.failure()) return e;
   const float* packed = PackKernel(pool, s, w.typed_data(), flip);
   int64_t items = s.n * s.bands(), pairs = (s.co / kLanes + 1) / 2;
@@ -238,9 +238,9 @@ ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
 // dw = d(sum(conv(x, w) * dy)) / dw, with ConvImpl's shapes and padding. Each task sums a share of the bands
 // into a buffer of its own; the buffers are added at the end.
 ffi::Error WeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
-                          ffi::ResultBuffer<ffi::F32> dw, int64_t pt, int64_t pl) {
+                          ffi::ResultBuffer<ffi::F32> dw, int64_t pt, int64_t pl, int64_t st) {
   auto wd = dw->dimensions(), yd = dy.dimensions();
-  Shape s = MakeShape(x, wd[3], wd[0], wd[1], pt, pl, yd[1], yd[2]);
+  Shape s = MakeShape(x, wd[3], wd[0], wd[1], pt, pl, yd[1], yd[2], st);
   if (ffi::Error e = Check(s); e.failure()) return e;
   int64_t size = s.kh * s.kw * s.ci * s.co, items = s.n * s.bands();
   int64_t tasks = std::min<int64_t>(std::max<int64_t>(pool.num_threads(), 1), items);
@@ -275,6 +275,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnjaxConvNhwc, ConvImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("pad_top")
                                   .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("stride")
                                   .Attr<bool>("flip"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnjaxConvNhwcWeightGrad, WeightGradImpl,
@@ -284,4 +285,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnjaxConvNhwcWeightGrad, WeightGradImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left"));
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("stride"));
