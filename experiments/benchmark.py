@@ -132,7 +132,9 @@ def markdown(results: dict) -> str:
               f"{_fmt(s['compile_s'])} | {_fmt(s.get('torch_iterations_per_s'))} | {_fmt(s.get('ratio_torch'))} |"]
   if results.get("conv_layers"):
     lines += ["", "## One conv layer: XLA's convolution against cnnjax's CPU kernel (`cnnjax.ops.kernels`)", "",
-              "Milliseconds per call; train = forward + input and weight gradients; ratio = kernel / XLA.", "",
+              "Milliseconds per call; train = forward + input and weight gradients; ratio = kernel / XLA. "
+              "'kernel' is `kernels.conv_nhwc` as layers use it: above `MAX_FORWARD_CHANNELS` its forward pass "
+              "and weight gradient are XLA's.", "",
               "| batch x size x in -> out, k | forward XLA | forward kernel | ratio | train XLA | train kernel | ratio |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['batch']} x {r['size']}^2 x {r['in']} -> {r['out']}, {r['kernel_size']}x{r['kernel_size']} | "
