@@ -1,14 +1,16 @@
-"""2D convolution, NHWC float32 with stride 1, on this folder's CPU kernels: values, gradients, batch sharding.
+"""2D convolution, NHWC float32, on this folder's CPU kernels: values, gradients, batch sharding.
 
-`conv_nhwc(x, w, pads)` equals `lax.conv_general_dilated(x, w, (1, 1), pads,
-dimension_numbers=('NHWC', 'HWIO', 'NHWC'))`. Its gradient is two more kernel
-calls: the input gradient is the same convolution of the output gradient with
-the kernel flipped and its channel axes swapped (done as the kernel is packed;
-XLA copies the kernel into that layout on every call), and the weight gradient sums
-input times output gradient over pixels straight from the NHWC arrays (XLA:CPU
-first transposes both, ~40% of its time for ResNet-20). Under a batch-sharded
-`jit`, each device runs the kernels on its own shard; the weight gradient is
-then summed over the devices. Channel counts must be multiples of `LANES`.
+`conv_nhwc(x, w, pads, stride)` equals `lax.conv_general_dilated(x, w,
+(stride, stride), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))`. Its
+gradient is two more kernel calls: the input gradient is the same convolution
+of the output gradient with the kernel flipped and its channel axes swapped
+(flipped as the kernel is packed; XLA copies the kernel into that layout on
+every call), and the weight gradient sums input times output gradient over
+pixels straight from the NHWC arrays (XLA:CPU first transposes both, ~40% of
+its time for ResNet-20). Under a batch-sharded `jit`, each device runs the
+kernels on its own shard; the weight gradient is then summed over the devices.
+Channel counts must be multiples of `LANES`; where XLA's own op is the faster
+one (BUILD.md), `conv_nhwc` uses it instead.
 """
 
 import functools

@@ -213,7 +213,7 @@ ffi::Error Check(const Shape& s) {
 }
 
 // y = conv(x, w): x [n, h, w, ci], w [kh, kw, ci, co] (or with `flip`, see PackKernel), y [n, ho, wo, co]; stride
-// 1, input padded by (pad_top, pad_left) before and as much as y's size needs after. Tasks are bands, each split
+// `stride`, input padded by (pad_top, pad_left) before and as much as y's size needs after. Tasks are bands, each split
 // into groups of output channels where there are too few bands to keep every thread busy.
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                     ffi::ResultBuffer<ffi::F32> y, int64_t pt, int64_t pl, int64_t st, bool flip) {
