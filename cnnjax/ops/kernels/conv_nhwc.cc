@@ -20,6 +20,7 @@ namespace {
 
 constexpr int kLanes = 16;                  // channels per vector
 constexpr int64_t kBandBytes = 256 << 10;   // padded input of a band
+constexpr int64_t kGroup = 2 * kLanes;      // output channels per tile (16 for a last odd block)
 constexpr int64_t kChunk = 32;              // input channels per pass over a band
 constexpr int64_t kWidePixel = 128;         // input channels from which a band's pixels are spaced apart
 typedef float Vec __attribute__((vector_size(64)));
@@ -38,6 +39,7 @@ struct Shape {
     return std::max<int64_t>(1, (kBandBytes / (int64_t(sizeof(float)) * wp() * xs()) - kh) / st + 1);
   }
   int64_t bands() const { return (ho + band_rows() - 1) / band_rows(); }
+  int64_t groups() const { return (co + kGroup - 1) / kGroup; }  // of output channels, see GroupWidth
 };
 
 // One band: output rows [i0, i1) of image `image`, and the padded input rows it reads.
@@ -83,8 +85,8 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t tasks, const Body& body) {
 }
 
 // y[i, j0 + p, 16v + lane] for p < J, v < V (y at the tile's first output channel): output row i (row r of the
-// band's xp), summed over input channels [c0, c0 + cn) with the packed kernel chunk wc ([kh, kw, cn, 16V]); the
-// first chunk of channels starts the sum, later ones add to y.
+// band, reading xp's rows from r * st), summed over input channels [c0, c0 + cn) with the packed kernel chunk wc
+// ([kh, kw, cn, 16V]); the first chunk of channels starts the sum, later ones add to y.
 template <int J, int V>
 inline void ConvTile(const Shape& s, const float* xp, const float* wc, float* y, int64_t r, int64_t j0, int64_t c0,
                      int64_t cn) {
@@ -120,15 +122,15 @@ void ConvRow(const Shape& s, const float* xp, const float* wc, float* y, int64_t
   for (; j < s.wo; ++j) ConvTile<1, V>(s, xp, wc, y, r, j, c0, cn);
 }
 
-// Output channels co0.. in groups of 32 (16 for a last odd block): each group's kernel is packed chunk by chunk.
-int64_t GroupWidth(const Shape& s, int64_t co0) { return std::min<int64_t>(2 * kLanes, s.co - co0); }
+// Output channels co0.. in groups of kGroup (16 for a last odd block): each group's kernel is packed chunk by chunk.
+int64_t GroupWidth(const Shape& s, int64_t co0) { return std::min<int64_t>(kGroup, s.co - co0); }
 
 // The band's output channels [co_begin, co_end), a group at a time, in chunks of kChunk input channels, whose
 // packed kernel (contiguous, so it spreads over L1's sets) stays in L1 while it is used for all the band's rows.
 void ConvBand(const Shape& s, const Band& band, const float* xp, const float* packed, float* y, int64_t co_begin,
               int64_t co_end) {
   const int64_t taps = s.kh * s.kw;
-  for (int64_t co0 = co_begin; co0 < co_end; co0 += 2 * kLanes) {
+  for (int64_t co0 = co_begin; co0 < co_end; co0 += kGroup) {
     int64_t width = GroupWidth(s, co0);
     for (int64_t c0 = 0; c0 < s.ci; c0 += kChunk) {
       int64_t cn = std::min(kChunk, s.ci - c0);
@@ -163,14 +165,14 @@ const float* PackKernel(ffi::ThreadPool& pool, const Shape& s, const float* w, b
     ParallelFor(pool, taps * chunks, [&](int64_t task) {
       int64_t tap = task / chunks, c0 = task % chunks * kChunk;
       for (int64_t c = c0; c < std::min(s.ci, c0 + kChunk); ++c)
-        for (int64_t co0 = 0; co0 < s.co; co0 += 2 * kLanes)
+        for (int64_t co0 = 0; co0 < s.co; co0 += kGroup)
           std::memcpy(packed + PackedAt(s, co0, c, tap), w + (tap * s.ci + c) * s.co + co0,
                       sizeof(float) * GroupWidth(s, co0));
     });
     return packed;
   }
-  ParallelFor(pool, (s.co + 2 * kLanes - 1) / (2 * kLanes), [&](int64_t group) {
-    int64_t co0 = group * 2 * kLanes;
+  ParallelFor(pool, s.groups(), [&](int64_t group) {
+    int64_t co0 = group * kGroup;
     for (int64_t tap = 0; tap < taps; ++tap) {
       const float* src = w + ((taps - 1 - tap) * s.co + co0) * s.ci;  // (kh-1-a, kw-1-b): the tap flipped
       for (int64_t c = 0; c < s.ci; ++c) {
@@ -182,7 +184,7 @@ const float* PackKernel(ffi::ThreadPool& pool, const Shape& s, const float* w, b
   return packed;
 }
 
-// dw[a, b, ci0 + 16 rows, co0 + 16 lanes] += sum over the band's pixels of xp[r+a, j+b, ci] dy[i, j, co].
+// dw[a, b, ci0 + 16 rows, co0 + 16 lanes] += sum over the band's pixels of xp[r*st+a, j*st+b, ci] dy[i, j, co].
 inline void WeightGradBlock(const Shape& s, const Band& band, const float* xp, const float* dy, float* dw,
                             int64_t a, int64_t b, int64_t ci0, int64_t co0) {
   Vec acc[kLanes];
@@ -212,25 +214,26 @@ ffi::Error Check(const Shape& s) {
   return ffi::Error::Success();
 }
 
-// y = conv(x, w): x [n, h, w, ci], w [kh, kw, ci, co] (or with `flip`, see PackKernel), y [n, ho, wo, co]; stride
-// `stride`, input padded by (pad_top, pad_left) before and as much as y's size needs after. Tasks are bands, each split
-// into groups of output channels where there are too few bands to keep every thread busy.
+// y = conv(x, w): x [n, h, w, ci], w [kh, kw, ci, co] (or with `flip`, see PackKernel), y [n, ho, wo, co];
+// stride `stride`, input padded by (pad_top, pad_left) before and as much as y's size needs after. Tasks are
+// bands, each split into shares of the output-channel groups where there are too few bands to keep every thread
+// busy.
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                     ffi::ResultBuffer<ffi::F32> y, int64_t pt, int64_t pl, int64_t st, bool flip) {
   auto wd = w.dimensions(), yd = y->dimensions();
   Shape s = MakeShape(x, yd[3], wd[0], wd[1], pt, pl, yd[1], yd[2], st);
   if (ffi::Error e = Check(s); e.failure()) return e;
   const float* packed = PackKernel(pool, s, w.typed_data(), flip);
-  int64_t items = s.n * s.bands(), pairs = (s.co / kLanes + 1) / 2;
-  int64_t groups = std::clamp<int64_t>((4 * pool.num_threads() + items - 1) / items, 1, pairs);
-  ParallelFor(pool, items * groups, [&](int64_t task) {
-    Band band(s, task / groups);
-    int64_t g = task % groups;
+  int64_t items = s.n * s.bands();
+  int64_t shares = std::clamp<int64_t>((4 * pool.num_threads() + items - 1) / items, 1, s.groups());
+  ParallelFor(pool, items * shares, [&](int64_t task) {
+    Band band(s, task / shares);
+    int64_t g = task % shares;
     thread_local std::vector<float> xp;
     xp.resize(band.padded_rows(s) * s.wp() * s.xs());
     PadBand(s, band, x.typed_data() + band.image * s.h * s.w * s.ci, xp.data());
-    ConvBand(s, band, xp.data(), packed, y->typed_data(), pairs * g / groups * 2 * kLanes,
-             std::min(s.co, pairs * (g + 1) / groups * 2 * kLanes));
+    ConvBand(s, band, xp.data(), packed, y->typed_data(), s.groups() * g / shares * kGroup,
+             std::min(s.co, s.groups() * (g + 1) / shares * kGroup));
   });
   return ffi::Error::Success();
 }
