@@ -129,17 +129,18 @@ import jax, jax.numpy as jnp
 x, w = jnp.ones((4096, 512)), jnp.ones((512, 4096)) / 512
 f = jax.jit(lambda x, w: jnp.sum(jnp.tanh(x @ w) @ w.T))  # a 64 MB temporary
 f(x, w).block_until_ready()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+faults = []
+for _ in range(12):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   f(x, w).block_until_ready()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+  faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sum(faults), sum(faults[6:]))  # all calls; the last six, once the heap has settled
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_reused_host_memory_spares_the_page_faults_of_every_call(fresh_python):
-  (_, plain), (applied, reused) = fresh_python(_FAULTS_PER_CALL, "plain"), fresh_python(_FAULTS_PER_CALL, "reuse")
-  plain, reused = float(plain), float(reused)
+  (_, plain, _), (applied, _, reused) = fresh_python(_FAULTS_PER_CALL, "plain"), fresh_python(_FAULTS_PER_CALL, "reuse")
   assert applied == "True"
-  assert plain > 1000  # the temporary mapped and zeroed anew by every call
-  assert reused < plain / 3  # 0 on a quiet machine; memory reclaim by a busy host can fault some pages back
+  assert int(plain) > 1000  # glibc maps and zeroes the temporary anew, on every call or at least the first few
+  assert int(reused) < 200  # 0 on a quiet machine: the temporary stays mapped (64 MB is 16,384 pages)
