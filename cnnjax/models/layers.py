@@ -6,14 +6,41 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from cnnjax.ops import xla_cpu
+from cnnjax.ops.batch_norm import batch_norm
 
 # Every trainable 2D convolution of cnnjax's networks: `nn.Conv` with the XLA:CPU fast paths of
 # `cnnjax.ops.xla_cpu` (same values and parameters).
 Conv = functools.partial(nn.Conv, conv_general_dilated=xla_cpu.conv_general_dilated)
-# PyTorch's BatchNorm defaults (its momentum 0.1 is 0.9 here), so converted weights behave the same.
-BatchNorm = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
+
+
+class BatchNorm(nn.Module):
+  """flax's `nn.BatchNorm` over the last axis, same variables (params `scale`, `bias`; batch_stats `mean`,
+  `var`) and values, on `cnnjax.ops.batch_norm` (one pass per pair of batch sums on the CPU). Defaults are
+  PyTorch's (its momentum 0.1 is 0.9 here), so converted weights behave the same."""
+  use_running_average: bool = False
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  dtype: Any = None  # of the output (None: the input's, at least float32); statistics are float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    features = (x.shape[-1],)
+    running_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
+    running_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
+    scale = self.param("scale", nn.initializers.ones, features, jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
+    dtype = self.dtype or jnp.result_type(x.dtype, jnp.float32)
+    if self.use_running_average:
+      y = (x - running_mean.value) * (lax.rsqrt(running_var.value + self.epsilon) * scale) + bias
+      return y.astype(dtype)
+    y, mean, var = batch_norm(x.astype(jnp.float32), scale, bias, self.epsilon)
+    if not self.is_initializing():
+      running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
+      running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
+    return y.astype(dtype)
 
 
 def check_input(x: Any, *, rank: int, channels: int | None = None, min_size: int = 1,

@@ -22,8 +22,10 @@ import warnings
 import jax
 import jaxlib
 
-SOURCES = ("conv_nhwc.cc",)
-TARGETS = {"cnnjax_conv_nhwc": "CnnjaxConvNhwc", "cnnjax_conv_nhwc_weight_grad": "CnnjaxConvNhwcWeightGrad"}
+SOURCES = ("conv_nhwc.cc", "channel_sums.cc")
+HEADERS = ("common.h",)
+TARGETS = {"cnnjax_conv_nhwc": "CnnjaxConvNhwc", "cnnjax_conv_nhwc_weight_grad": "CnnjaxConvNhwcWeightGrad",
+           "cnnjax_channel_sums": "CnnjaxChannelSums"}
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 
 
@@ -43,6 +45,13 @@ def load() -> bool:
   return True
 
 
+def call(target: str, result: jax.ShapeDtypeStruct, *operands: jax.Array, **attributes) -> jax.Array:
+  """`jax.ffi.ffi_call` of one of `TARGETS`; RuntimeError where the kernels could not be built."""
+  if not load():
+    raise RuntimeError("cnnjax's CPU kernels could not be built (see the warning); use XLA's own ops")
+  return jax.ffi.ffi_call(target, result)(*operands, **attributes)
+
+
 def _build() -> pathlib.Path:
   compiler = os.environ.get("CXX", "g++")
   if shutil.which(compiler) is None:
@@ -50,7 +59,7 @@ def _build() -> pathlib.Path:
   here = pathlib.Path(__file__).parent
   sources = [here / name for name in SOURCES]
   key = hashlib.sha256()
-  for part in [*(s.read_bytes() for s in sources), " ".join(FLAGS).encode(), jaxlib.__version__.encode(),
+  for part in [*((here / name).read_bytes() for name in SOURCES + HEADERS), " ".join(FLAGS).encode(), jaxlib.__version__.encode(),
                _cpu_identity().encode(), compiler.encode()]:
     key.update(part)
   cache = pathlib.Path(os.environ.get("CNNJAX_KERNEL_CACHE", pathlib.Path.home() / ".cache" / "cnnjax" / "kernels"))

@@ -18,10 +18,9 @@ import functools
 import jax
 from jax import lax
 from jax.experimental.custom_partitioning import custom_partitioning
-from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 
-from cnnjax.ops.kernels import build
+from cnnjax.ops.kernels import build, sharding
 
 LANES = 16  # channels per vector register in the kernels (AVX-512 float32)
 MAX_CHANNELS = 512  # channel counts the kernels are measured on (BUILD.md)
@@ -85,12 +84,9 @@ def _output_size(x: jax.Array, kernel_hw: tuple[int, ...], pads, stride: int) ->
 
 
 def _call(target: str, shape: tuple[int, ...], pads, stride, *operands, **attributes) -> jax.Array:
-  if not build.load():
-    raise RuntimeError("cnnjax's CPU kernels could not be built (see the warning); use lax.conv_general_dilated")
   (top, _), (left, _) = pads
-  out = jax.ShapeDtypeStruct(shape, operands[0].dtype)
-  return jax.ffi.ffi_call(target, out)(*operands, pad_top=np.int64(top), pad_left=np.int64(left),
-                                       stride=np.int64(stride), **attributes)
+  return build.call(target, jax.ShapeDtypeStruct(shape, operands[0].dtype), *operands, pad_top=np.int64(top),
+                    pad_left=np.int64(left), stride=np.int64(stride), **attributes)
 
 
 def _local_conv(x, w, pads, stride, flip):
@@ -102,40 +98,26 @@ def _local_weight_grad(x, dy, pads, stride, kernel_hw):
   return _call("cnnjax_conv_nhwc_weight_grad", (*kernel_hw, x.shape[3], dy.shape[3]), pads, stride, x, dy)
 
 
-def _batch_axes(arg_shapes):
-  """The mesh axes that split the batch of the first operand (None: not split), as partition specs use them."""
-  sharding = arg_shapes[0].sharding
-  spec = sharding.spec if isinstance(sharding, NamedSharding) else ()
-  return spec[0] if len(spec) else None
-
-
 def _partition_conv(pads, stride, flip, mesh, arg_shapes, result_shape):
   del result_shape
-  batch = _batch_axes(arg_shapes)
-  split, whole = NamedSharding(mesh, P(batch)), NamedSharding(mesh, P())
-  return mesh, lambda x, w: _local_conv(x, w, pads, stride, flip), split, (split, whole)
+  split = sharding.batch_split(mesh, arg_shapes)
+  return mesh, lambda x, w: _local_conv(x, w, pads, stride, flip), split, (split, sharding.replicated(mesh))
 
 
 def _partition_weight_grad(pads, stride, kernel_hw, mesh, arg_shapes, result_shape):
   del result_shape
-  batch = _batch_axes(arg_shapes)
-  split, whole = NamedSharding(mesh, P(batch)), NamedSharding(mesh, P())
-
-  def lower(x, dy):
-    dw = _local_weight_grad(x, dy, pads, stride, kernel_hw)
-    return dw if batch is None else lax.psum(dw, batch)
-
-  return mesh, lower, whole, (split, split)
+  local = lambda x, dy: _local_weight_grad(x, dy, pads, stride, kernel_hw)
+  return sharding.partition_batch_sum(local, mesh, arg_shapes)
 
 
 def _infer_conv(pads, stride, flip, mesh, arg_shapes, result_shape):
   del pads, stride, flip, result_shape
-  return NamedSharding(mesh, P(_batch_axes(arg_shapes)))
+  return sharding.batch_split(mesh, arg_shapes)
 
 
 def _infer_weight_grad(pads, stride, kernel_hw, mesh, arg_shapes, result_shape):
   del pads, stride, kernel_hw, arg_shapes, result_shape
-  return NamedSharding(mesh, P())
+  return sharding.replicated(mesh)
 
 
 def _conv_rule(pads, stride, flip, mesh, operand_types, result_types):

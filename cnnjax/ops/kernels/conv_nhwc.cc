@@ -5,29 +5,23 @@
 // vector register (AVX-512; GCC vector extensions, so other instruction sets compile too). Bands are spread
 // over the calling thread and XLA's intra-op thread pool.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
-#include <thread>
 #include <vector>
 
+#include "common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int kLanes = 16;                  // channels per vector
+using cnnjax::kLanes, cnnjax::Load, cnnjax::ParallelFor, cnnjax::Store, cnnjax::Vec;
+
 constexpr int64_t kBandBytes = 256 << 10;   // padded input of a band
 constexpr int64_t kGroup = 2 * kLanes;      // output channels per tile (16 for a last odd block)
 constexpr int64_t kChunk = 32;              // input channels per pass over a band
 constexpr int64_t kWidePixel = 128;         // input channels from which a band's pixels are spaced apart
-typedef float Vec __attribute__((vector_size(64)));
-typedef float VecU __attribute__((vector_size(64), aligned(4)));
-
-inline Vec Load(const float* p) { return *reinterpret_cast<const VecU*>(p); }
-inline void Store(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
 
 // x [n, h, w, ci] * kernel [kh, kw, ci, co] -> [n, ho, wo, co] with stride st, x padded by (pt, pl) before.
 struct Shape {
@@ -62,26 +56,6 @@ void PadBand(const Shape& s, const Band& band, const float* x, float* xp) {
     for (int64_t j = j0; i >= 0 && i < s.h && j < j1; j += run)
       std::memcpy(xp + (r * s.wp() + j + s.pl) * s.xs(), x + (i * s.w + j) * s.ci, sizeof(float) * run * s.ci);
   }
-}
-
-// Runs body(t) for t in [0, tasks) on the calling thread and on XLA's intra-op pool; returns when all have run.
-// Each participant claims tasks from a shared counter, so a helper that starts late finds none left and the
-// caller never waits for a task that has not begun.
-template <typename Body>
-void ParallelFor(ffi::ThreadPool& pool, int64_t tasks, const Body& body) {
-  struct State {
-    std::atomic<int64_t> next{0}, done{0};
-  };
-  auto state = std::make_shared<State>();
-  auto work = [state, tasks, body = &body] {
-    for (int64_t t; (t = state->next.fetch_add(1)) < tasks;) {
-      (*body)(t);
-      state->done.fetch_add(1, std::memory_order_release);
-    }
-  };
-  for (int64_t i = 1; i < std::min<int64_t>(pool.num_threads(), tasks); ++i) pool.Schedule(decltype(work)(work));
-  work();
-  while (state->done.load(std::memory_order_acquire) < tasks) std::this_thread::yield();
 }
 
 // y[i, j0 + p, 16v + lane] for p < J, v < V (y at the tile's first output channel): output row i (row r of the

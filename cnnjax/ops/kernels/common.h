@@ -1,0 +1,44 @@
+// What the kernels share: float vectors of 16 lanes, and ParallelFor over XLA's intra-op thread pool.
+#ifndef CNNJAX_OPS_KERNELS_COMMON_H_
+#define CNNJAX_OPS_KERNELS_COMMON_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace cnnjax {
+
+constexpr int kLanes = 16;  // floats per vector (AVX-512; GCC vector extensions, so other instruction sets compile too)
+typedef float Vec __attribute__((vector_size(64)));
+typedef float VecU __attribute__((vector_size(64), aligned(4)));
+
+inline Vec Load(const float* p) { return *reinterpret_cast<const VecU*>(p); }
+inline void Store(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
+
+// Runs body(t) for t in [0, tasks) on the calling thread and on XLA's intra-op pool; returns when all have run.
+// Each participant claims tasks from a shared counter, so a helper that starts late finds none left and the
+// caller never waits for a task that has not begun.
+template <typename Body>
+void ParallelFor(xla::ffi::ThreadPool& pool, int64_t tasks, const Body& body) {
+  struct State {
+    std::atomic<int64_t> next{0}, done{0};
+  };
+  auto state = std::make_shared<State>();
+  auto work = [state, tasks, body = &body] {
+    for (int64_t t; (t = state->next.fetch_add(1)) < tasks;) {
+      (*body)(t);
+      state->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t i = 1; i < std::min<int64_t>(pool.num_threads(), tasks); ++i) pool.Schedule(decltype(work)(work));
+  work();
+  while (state->done.load(std::memory_order_acquire) < tasks) std::this_thread::yield();
+}
+
+}  // namespace cnnjax
+
+#endif  // CNNJAX_OPS_KERNELS_COMMON_H_
