@@ -44,7 +44,7 @@ def _backward(epsilon, residuals, cotangents):
   count = x.size // x.shape[-1]
   sum_dy, sum_dy_x = _sums(dy, x)
   d_k = sum_dy_x - mean * sum_dy  # sum of dy * (x - mean)
-  d_var = jnp.where(raw_var > 0, d_k * scale * -0.5 * inv**3 + d_var, 0.0)  # var = max(raw_var, 0)
+  d_var = jax.vjp(lambda v: jnp.maximum(v, 0.0), raw_var)[1](d_k * scale * -0.5 * inv**3 + d_var)[0]
   d_mean = d_mean - scale * inv * sum_dy - 2 * mean * d_var
   dx = dy * (scale * inv) + x * (2 * d_var / count) + d_mean / count
   return dx, d_k * inv, sum_dy

@@ -1,5 +1,6 @@
 """ops/kernels: the compiled NHWC conv gives lax's values and gradients (any tile remainder, padding, kernel
-size, thread split), stays per-device under batch sharding, and its build is cached, skippable and optional."""
+size, thread split), the channel sums NumPy's, both stay per-device under batch sharding, and their build is
+cached, skippable and optional."""
 
 import warnings
 
@@ -75,6 +76,26 @@ def test_the_compiled_library_rejects_channels_it_cannot_block():
   x, dy = jnp.ones((1, 4, 4, 8)), jnp.ones((1, 4, 4, 16))
   with pytest.raises(jax.errors.JaxRuntimeError, match="multiples of 16"):
     jax.block_until_ready(conv._local_weight_grad(x, dy, ((1, 1), (1, 1)), 1, (3, 3)))
+
+
+@pytest.mark.parametrize("shape", [(3, 16), (2, 5, 7, 32), (2, 3, 4, 5, 48), (1000, 16)])  # ranks 2-5, blocks + rest
+def test_channel_sums_match_numpy_in_double(shape):
+  rng = np.random.default_rng(len(shape))
+  a, b = rng.standard_normal(shape) + 3, rng.standard_normal(shape)
+  axes = tuple(range(len(shape) - 1))
+  got = jax.jit(kernels.channel_sums)(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+  want = np.stack([a.sum(axes), (a * b).sum(axes)])
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-4)
+
+
+def test_channel_sums_take_float32_in_multiples_of_16_channels():
+  assert kernels.supports_channel_sums(jnp.zeros((4, 32)))
+  assert not kernels.supports_channel_sums(jnp.zeros((4, 24)))
+  assert not kernels.supports_channel_sums(jnp.zeros((4, 32), jnp.bfloat16))
+  with pytest.raises(jax.errors.JaxRuntimeError, match="multiples of 16"):
+    jax.block_until_ready(kernels.channel_sums(jnp.ones((4, 24)), jnp.ones((4, 24))))
+  with pytest.raises(jax.errors.JaxRuntimeError, match="one shape"):
+    jax.block_until_ready(kernels.channel_sums(jnp.ones((4, 16)), jnp.ones((2, 32))))
 
 
 def test_batch_sharded_kernels_run_per_device_and_sum_the_weight_gradient_once(fresh_python):
