@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from cnnjax.ops import xla_cpu
-from cnnjax.ops.batch_norm import batch_norm
+from cnnjax.ops.batch_norm import batch_norm, normalize
 
 # Every trainable 2D convolution of cnnjax's networks: `nn.Conv` with the XLA:CPU fast paths of
 # `cnnjax.ops.xla_cpu` (same values and parameters).
@@ -34,8 +34,8 @@ class BatchNorm(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
     dtype = self.dtype or jnp.result_type(x.dtype, jnp.float32)
     if self.use_running_average:
-      y = (x - running_mean.value) * (lax.rsqrt(running_var.value + self.epsilon) * scale) + bias
-      return y.astype(dtype)
+      inv_std = lax.rsqrt(running_var.value + self.epsilon)
+      return normalize(x, running_mean.value, inv_std, scale, bias).astype(dtype)
     y, mean, var = batch_norm(x.astype(jnp.float32), scale, bias, self.epsilon)
     if not self.is_initializing():
       running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean

@@ -29,11 +29,11 @@ def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float
 def _forward(x, scale, bias, epsilon):
   count = x.size // x.shape[-1]
   sum_x, sum_xx = _sums(x, x)
-  mean, raw_var = sum_x / count, sum_xx / count - jnp.square(sum_x / count)
+  mean = sum_x / count
+  raw_var = sum_xx / count - jnp.square(mean)
   var = jnp.maximum(raw_var, 0.0)
   inv = lax.rsqrt(var + epsilon)
-  y = (x - mean) * (scale * inv) + bias
-  return (y, mean, var), (x, scale, mean, raw_var, inv)
+  return (normalize(x, mean, inv, scale, bias), mean, var), (x, scale, mean, raw_var, inv)
 
 
 def _backward(epsilon, residuals, cotangents):
@@ -51,6 +51,11 @@ def _backward(epsilon, residuals, cotangents):
 
 
 batch_norm.defvjp(_forward, _backward)
+
+
+def normalize(x: jax.Array, mean: jax.Array, inv_std: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+  """(x - mean) * scale / std + bias, by channel, in flax's order of operations."""
+  return (x - mean) * (scale * inv_std) + bias
 
 
 def _sums(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -38,7 +38,7 @@ def load() -> bool:
     library = ctypes.cdll.LoadLibrary(str(_build()))
   except (OSError, subprocess.CalledProcessError) as error:
     detail = getattr(error, "stderr", None) or error
-    warnings.warn(f"cnnjax: CPU kernels unavailable, XLA's own convolutions are used instead:\n{detail}")
+    warnings.warn(f"cnnjax: CPU kernels unavailable, XLA's own ops are used instead:\n{detail}")
     return False
   for target, symbol in TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
@@ -59,8 +59,8 @@ def _build() -> pathlib.Path:
   here = pathlib.Path(__file__).parent
   sources = [here / name for name in SOURCES]
   key = hashlib.sha256()
-  for part in [*((here / name).read_bytes() for name in SOURCES + HEADERS), " ".join(FLAGS).encode(), jaxlib.__version__.encode(),
-               _cpu_identity().encode(), compiler.encode()]:
+  for part in [*((here / name).read_bytes() for name in SOURCES + HEADERS), " ".join(FLAGS).encode(),
+               jaxlib.__version__.encode(), _cpu_identity().encode(), compiler.encode()]:
     key.update(part)
   cache = pathlib.Path(os.environ.get("CNNJAX_KERNEL_CACHE", pathlib.Path.home() / ".cache" / "cnnjax" / "kernels"))
   library = cache / f"kernels-{key.hexdigest()[:16]}.so"

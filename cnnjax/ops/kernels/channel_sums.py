@@ -19,8 +19,23 @@ def supports(a: jax.Array) -> bool:
   return a.ndim >= 1 and a.dtype == np.float32 and a.shape[-1] % LANES == 0
 
 
+def channel_sums(a: jax.Array, b: jax.Array) -> jax.Array:
+  """`[sum a, sum a*b]` over all axes of `a` and `b` (one shape, see `supports`) but the last: [2, C]."""
+  return _sums(a, b)
+
+
 def _local_sums(a, b):
   return build.call("cnnjax_channel_sums", jax.ShapeDtypeStruct((2, a.shape[-1]), a.dtype), a, b)
+
+
+def _partition(mesh, arg_shapes, result_shape):
+  del result_shape
+  return sharding.partition_batch_sum(_local_sums, mesh, arg_shapes)
+
+
+def _infer(mesh, arg_shapes, result_shape):
+  del arg_shapes, result_shape
+  return sharding.replicated(mesh)
 
 
 def _rule(mesh, operand_types, result_types):
@@ -29,9 +44,5 @@ def _rule(mesh, operand_types, result_types):
   return f"{rows} c, {rows} c -> s c", {"reduction_factors": tuple(rows.split()), "need_replication_factors": ("c",)}
 
 
-channel_sums = custom_partitioning(_local_sums)
-channel_sums.__doc__ = """`[sum a, sum a*b]` over all axes of `a` and `b` (one shape, see `supports`) but the last: [2, C]."""
-channel_sums.def_partition(lambda mesh, arg_shapes, result_shape: sharding.partition_batch_sum(_local_sums, mesh,
-                                                                                               arg_shapes),
-                           infer_sharding_from_operands=lambda mesh, arg_shapes, result_shape: sharding.replicated(mesh),
-                           sharding_rule=_rule)
+_sums = custom_partitioning(_local_sums)
+_sums.def_partition(_partition, infer_sharding_from_operands=_infer, sharding_rule=_rule)
