@@ -1,6 +1,6 @@
-// Per-channel sums of a float32 array a [..., c] and of its product with b (same shape): [sum a, sum a*b] over all
-// axes but the last, one pass over both, as an XLA:CPU FFI handler. BatchNorm's batch statistics are (x, x) -> [sum x, sum x^2], and their
-// gradient (dy, x) -> [sum dy, sum dy*x]; XLA reads its input once per sum.
+// Per-channel sums of a float32 array a [..., c] and of its product with b (same shape): [sum a, sum a*b] over
+// all axes but the last, one pass over both, as an XLA:CPU FFI handler. BatchNorm's batch statistics are
+// (x, x) -> [sum x, sum x^2], and their gradient (dy, x) -> [sum dy, sum dy*x]; XLA reads its input once per sum.
 //
 // Rows go in blocks of kBlockRows, summed in float32 vectors and then added up in double; the blocks are spread
 // over XLA's intra-op thread pool, each thread summing its own share.

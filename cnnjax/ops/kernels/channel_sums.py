@@ -11,12 +11,11 @@ from jax.experimental.custom_partitioning import custom_partitioning
 import numpy as np
 
 from cnnjax.ops.kernels import build, sharding
-from cnnjax.ops.kernels.conv import LANES
 
 
 def supports(a: jax.Array) -> bool:
-  """Whether `channel_sums` takes `a`: float32 with channels (last axis) in multiples of `LANES`."""
-  return a.ndim >= 1 and a.dtype == np.float32 and a.shape[-1] % LANES == 0
+  """Whether `channel_sums` takes `a`: float32 with channels (last axis) in multiples of `build.LANES`."""
+  return a.ndim >= 1 and a.dtype == np.float32 and a.shape[-1] % build.LANES == 0
 
 
 def channel_sums(a: jax.Array, b: jax.Array) -> jax.Array:

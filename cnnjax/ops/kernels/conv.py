@@ -9,7 +9,7 @@ every call), and the weight gradient sums input times output gradient over
 pixels straight from the NHWC arrays (XLA:CPU first transposes both, ~40% of
 its time for ResNet-20). Under a batch-sharded `jit`, each device runs the
 kernels on its own shard; the weight gradient is then summed over the devices.
-Channel counts must be multiples of `LANES`; where XLA's own op is the faster
+Channel counts must be multiples of `build.LANES`; where XLA's own op is the faster
 one (BUILD.md), `conv_nhwc` uses it instead.
 """
 
@@ -22,17 +22,16 @@ import numpy as np
 
 from cnnjax.ops.kernels import build, sharding
 
-LANES = 16  # channels per vector register in the kernels (AVX-512 float32)
 MAX_CHANNELS = 512  # channel counts the kernels are measured on (BUILD.md)
 MIN_WIDTH = 8  # narrower outputs run faster on XLA's convolution (BUILD.md)
 MAX_FORWARD_CHANNELS = 256  # with more, XLA's forward pass and weight gradient are the faster ones (BUILD.md)
 
 
 def supports(x: jax.Array, w: jax.Array, pads, stride: int = 1) -> bool:
-  """Whether `conv_nhwc(x, w, pads, stride)` applies and pays: float32, channels in multiples of `LANES` up
+  """Whether `conv_nhwc(x, w, pads, stride)` applies and pays: float32, channels in multiples of `build.LANES` up
   to `MAX_CHANNELS`, pads within the kernel, an output at least `MIN_WIDTH` wide."""
   channels = (x.shape[-1], w.shape[3])
-  return (x.ndim == 4 and x.dtype == w.dtype == np.float32 and all(c % LANES == 0 for c in channels)
+  return (x.ndim == 4 and x.dtype == w.dtype == np.float32 and all(c % build.LANES == 0 for c in channels)
           and max(channels) <= MAX_CHANNELS and all(0 <= p < k for k, side in zip(w.shape[:2], pads) for p in side)
           and stride >= 1 and _output_size(x, w.shape[:2], pads, stride)[1] >= MIN_WIDTH)
 

@@ -1,9 +1,8 @@
 // 2D convolution of NHWC float32 arrays (stride 1 or more), and its weight gradient, as XLA:CPU FFI handlers.
 //
 // Both run on bands of output rows. A band's input rows are first copied into a zero-padded scratch buffer,
-// so the inner loops have no bounds checks, and are sized to stay in a core's L2 cache. Channels go 16 to a
-// vector register (AVX-512; GCC vector extensions, so other instruction sets compile too). Bands are spread
-// over the calling thread and XLA's intra-op thread pool.
+// so the inner loops have no bounds checks, and are sized to stay in a core's L2 cache. Channels go kLanes to a
+// vector register and bands are spread over XLA's intra-op thread pool (both in common.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
