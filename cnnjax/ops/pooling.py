@@ -8,6 +8,10 @@ alike), see BUILD.md:
   1.4-2.7 ms as slices; 3x3/2 'SAME' on (32, 56, 56, 32): 64 ms -> 10 ms.
 - larger windows with strides == window and no padding: reshape + max/mean.
 - anything else: `lax.reduce_window`.
+On XLA:CPU, the gradient of a float32 2D max pool over non-overlapping windows
+of at most 9 elements, unpadded, is the C++ kernel `kernels.max_pool_grad` (one
+pass; XLA's is a scatter per window element): LeNet-5's train step at batch 256,
+two cores, 13.7 -> 12.2 ms.
 
 Gradient of max pooling when a window holds tied maxima: the first maximum in
 row-major window order gets all of it (as PyTorch and XLA's select-and-scatter),
@@ -25,6 +29,7 @@ import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
+from cnnjax.ops import kernels
 from cnnjax.ops._args import Padding, check_fits, resolve_padding, spatial_tuple
 
 # Above this many elements per window the slice fold's backward pass (one scatter per
@@ -130,8 +135,33 @@ def max_pool(x: jax.Array, window_shape: int | Sequence[int],
   window, strides, pads = _setup(x, window_shape, strides, padding)
   if ceil_mode:
     pads = _ceil_mode_pads(x.shape[1:-1], window, strides, pads)
-  return _reduce(x, window, strides, pads, fold=_first_max, block_reduce=jnp.max,
-                 window_op=lax.max, identity=_lowest(x.dtype))
+  if (x.ndim == 4 and window == strides and not any(map(any, pads)) and math.prod(window) <= _MAX_SLICES
+      and kernels.supports_max_pool_grad(x) and kernels.load()):
+    return lax.platform_dependent(x, cpu=lambda x: _max_pool_kernel_grad(x, window),
+                                  default=lambda x: _max_pool(x, window, strides, pads))
+  return _max_pool(x, window, strides, pads)
+
+
+def _max_pool(x, window, strides, pads):
+  return _reduce(x, window, strides, pads, fold=_first_max, block_reduce=jnp.max, window_op=lax.max,
+                 identity=_lowest(x.dtype))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool_kernel_grad(x, window):
+  """Max pooling over non-overlapping windows whose gradient is the CPU kernel `kernels.max_pool_grad`."""
+  return _max_pool(x, window, window, ((0, 0),) * len(window))
+
+
+def _max_pool_kernel_grad_fwd(x, window):
+  return _max_pool_kernel_grad(x, window), x
+
+
+def _max_pool_kernel_grad_bwd(window, x, dy):
+  return (kernels.max_pool_grad(x, dy, window),)
+
+
+_max_pool_kernel_grad.defvjp(_max_pool_kernel_grad_fwd, _max_pool_kernel_grad_bwd)
 
 
 def _real_counts(spatial, window, strides, pads) -> np.ndarray:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
+import torch
 
 from cnnjax.ops import kernels
 from cnnjax.ops.kernels import build, conv
@@ -98,6 +99,34 @@ def test_channel_sums_take_float32_in_multiples_of_16_channels():
     jax.block_until_ready(kernels.channel_sums(jnp.ones((4, 16)), jnp.ones((2, 32))))
 
 
+def _torch_max_pool_grad(x, dy, window):
+  xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1))).requires_grad_()
+  torch.nn.functional.max_pool2d(xt, window).backward(torch.from_numpy(np.ascontiguousarray(np.moveaxis(dy, -1, 1))))
+  return np.moveaxis(xt.grad.numpy(), 1, -1)
+
+
+@pytest.mark.parametrize("shape,window", [
+    ((2, 28, 28, 6), (2, 2)),  # LeNet-5's first pool
+    ((3, 11, 9, 16), (2, 2)),  # a row and a column past the last window
+    ((2, 9, 10, 1), (3, 2)), ((1, 8, 12, 20), (2, 3)), ((2, 5, 7, 3), (1, 2)), ((2, 7, 7, 5), (3, 3))])
+def test_max_pool_gradient_matches_torch_with_ties_nan_and_infinity(shape, window):
+  rng = np.random.default_rng(sum(shape))
+  x = rng.integers(-2, 3, shape).astype(np.float32)  # ties in most windows
+  x.flat[rng.choice(x.size, x.size // 20, replace=False)] = np.nan
+  x.flat[rng.choice(x.size, x.size // 20, replace=False)] = -np.inf
+  dy = rng.standard_normal((shape[0], shape[1] // window[0], shape[2] // window[1], shape[3])).astype(np.float32)
+  got = jax.jit(kernels.max_pool_grad, static_argnums=2)(jnp.asarray(x), jnp.asarray(dy), window)
+  np.testing.assert_array_equal(np.asarray(got), _torch_max_pool_grad(x, dy, window))
+
+
+def test_max_pool_gradient_takes_float32_nhwc_and_its_pooled_gradient():
+  assert kernels.supports_max_pool_grad(jnp.zeros((2, 4, 4, 3)))
+  assert not kernels.supports_max_pool_grad(jnp.zeros((2, 4, 4, 3), jnp.bfloat16))
+  assert not kernels.supports_max_pool_grad(jnp.zeros((2, 4, 3)))
+  with pytest.raises(jax.errors.JaxRuntimeError, match="not the pooled shape"):
+    jax.block_until_ready(kernels.max_pool_grad(jnp.ones((2, 4, 4, 3)), jnp.ones((2, 4, 4, 3)), (2, 2)))
+
+
 def test_batch_sharded_kernels_run_per_device_and_sum_the_weight_gradient_once(fresh_python):
   script = """
 import re, jax, jax.numpy as jnp, numpy as np
@@ -110,10 +139,17 @@ step = jax.jit(grads, in_shardings=(NamedSharding(mesh, P("data")), NamedShardin
 hlo = step.lower(x, w).compile().as_text()
 print(*(len(re.findall(op, hlo)) for op in ("all-gather", "all-reduce", "cnnjax_conv_nhwc_weight_grad")))
 print(all(np.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in zip(step(x, w), jax.jit(grads)(x, w))))
+pool_grad = lambda x: kernels.max_pool_grad(x, jnp.cos(x[:, ::2, ::2]), (2, 2))
+pool_step = jax.jit(pool_grad, in_shardings=NamedSharding(mesh, P("data")))
+hlo = pool_step.lower(x).compile().as_text()
+print(*(len(re.findall(op, hlo)) for op in ("all-gather|all-reduce|all-to-all", "cnnjax_max_pool_grad")))
+print(np.array_equal(pool_step(x), jax.jit(pool_grad)(x)))
 """
-  gathers, reduces, weight_grads, equal = fresh_python(script, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  gathers, reduces, weight_grads, equal, pool_collectives, pool_kernels, pool_equal = fresh_python(
+      script, XLA_FLAGS="--xla_force_host_platform_device_count=2")
   assert (gathers, reduces, equal) == ("0", "1", "True")  # one all-reduce: the weight gradient's sum
   assert int(weight_grads) >= 1
+  assert (pool_collectives, pool_equal) == ("0", "True") and int(pool_kernels) >= 1  # max pool gradient: per device
 
 
 def test_the_build_is_cached_by_source_and_host(tmp_path, monkeypatch):

@@ -146,6 +146,15 @@ def test_lowering_paths():
     assert "reduce_window" in overlapping
 
 
+def test_max_gradient_runs_on_the_cpu_kernel_for_non_overlapping_float32_windows():
+  def hlo(x, *args):
+    return jax.jit(jax.grad(lambda a: jnp.sum(jnp.sin(max_pool(a, *args))))).lower(x).as_text()
+  x = jnp.zeros((2, 9, 8, 3))
+  assert "cnnjax_max_pool_grad" in hlo(x, 2) and "cnnjax_max_pool_grad" in hlo(x, (3, 2))
+  for xla_only in [hlo(x, 3, 2, "same"), hlo(x, 2, 2, 1), hlo(x, 4), hlo(x.astype(jnp.bfloat16), 2), hlo(x[0], 2)]:
+    assert "cnnjax_max_pool_grad" not in xla_only
+
+
 def test_max_gradient_with_ties_follows_documented_rule():
   x = jnp.ones((1, 4, 4, 1))
   first = np.zeros((4, 4))
