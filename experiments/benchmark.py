@@ -44,8 +44,9 @@ def _check(config: ml_collections.ConfigDict) -> None:
   bad = [f for f in config.torch_formats if f not in ("nchw", "nhwc")]
   if bad:
     raise ValueError(f"config.torch_formats={tuple(config.torch_formats)}: expected 'nchw' and/or 'nhwc'")
-  if config.steps < 1 or config.warmup < 0:
-    raise ValueError(f"config.steps={config.steps}, config.warmup={config.warmup}: expected >= 1 and >= 0")
+  if config.steps < 1 or config.warmup < 0 or config.turn < 1:
+    raise ValueError(f"config.steps={config.steps}, config.warmup={config.warmup}, config.turn={config.turn}: "
+                     "expected >= 1, >= 0 and >= 1")
 
 
 def _worker_env(num_devices: int) -> dict[str, str]:

@@ -85,8 +85,8 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
             loss = float(w.metrics["loss"])
             checks[f"{key}_loss_rel_diff"] = abs(float(steps.loss) - loss) / max(abs(loss), 1e-12)
             train_fns[key], infer_fns[key] = steps.train_step, steps.infer_step
-          train = time_interleaved(train_fns, steps=config["steps"], warmup=config["warmup"])
-          infer = time_interleaved(infer_fns, steps=config["steps"], warmup=config["warmup"])
+          train = time_interleaved(train_fns, steps=config["steps"], warmup=config["warmup"], turn=config["turn"])
+          infer = time_interleaved(infer_fns, steps=config["steps"], warmup=config["warmup"], turn=config["turn"])
           row = {"model": name, "image_shape": list(spec["image_shape"]), "batch_size": batch_size, "dtype": dtype,
                  "devices": k, "compile_train_s": w.compile_s["train"], "compile_infer_s": w.compile_s["infer"],
                  "peak_memory_bytes": memory["bytes"], "peak_memory_kind": memory["kind"],
@@ -127,7 +127,7 @@ def style_row(config: dict, torch_mod, torch_device: str | None) -> dict:
                                   style_layers=w.style_layers, alpha=1.0, beta=1e3, learning_rate=0.01,
                                   device=torch_device)
     fns["torch"] = twin.step
-  t = time_interleaved(fns, steps=cfg["steps"], warmup=config["warmup"])
+  t = time_interleaved(fns, steps=cfg["steps"], warmup=config["warmup"], turn=config["turn"])
   row = {"image_size": cfg["image_size"], "arch": cfg["arch"], "widths": list(cfg["widths"]), "dtype": cfg["dtype"],
          "compile_s": w.compile_s, "peak_memory_bytes": w.memory["bytes"], "peak_memory_kind": w.memory["kind"],
          "step_s": t["cnnjax"]["median_s"], "iterations_per_s": 1.0 / t["cnnjax"]["median_s"],
@@ -156,7 +156,8 @@ def conv_layer_rows(config: dict) -> list[dict]:
   rows = []
   for batch, size, cin, cout, k in config["conv_layers"]["shapes"]:
     w = workloads.ConvLayer(batch, size, cin, cout, k, seed=config["seed"])
-    t = time_interleaved(w.steps, steps=config["conv_layers"]["steps"], warmup=config["warmup"])
+    t = time_interleaved(w.steps, steps=config["conv_layers"]["steps"], warmup=config["warmup"],
+                         turn=config["turn"])
     row = {"batch": batch, "size": size, "in": cin, "out": cout, "kernel_size": k}
     for (pass_, path), timing in t.items():
       row[f"{pass_}_{path}_ms"] = 1e3 * timing["median_s"]

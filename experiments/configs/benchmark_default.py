@@ -18,8 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.num_classes = 10
   c.learning_rate = 0.01  # SGD with momentum, the same in both frameworks
   c.momentum = 0.9
-  c.warmup = 1  # untimed steps after the compiling one
+  c.warmup = 1  # untimed steps at the start of each turn (the first one compiles)
   c.steps = 5  # timed steps; medians are reported
+  c.turn = 5  # timed steps one framework (or path) runs back to back before the other's turn, as in a training loop
   c.fed_steps = 0  # >0: also time train steps fed from the host through prefetch_to_mesh
   c.torch = True  # compare with the PyTorch twins where torch is installed (and sees the accelerator)
   c.torch_every_device_count = False  # also time torch beside 2, 4, .. (host) devices, not only beside 1

@@ -12,6 +12,7 @@ def get_config():
   c.dtypes = ("bfloat16",)  # add float32 with --config.dtypes='("bfloat16","float32")' (needs ~2x the memory)
   c.warmup = 3
   c.steps = 20
+  c.turn = 10
   c.fed_steps = 20
   c.torch_formats = ("nhwc",)  # channels_last: PyTorch's fast layout for convolutions on GPUs
   c.nms.num_boxes = (100, 1000, 10000)

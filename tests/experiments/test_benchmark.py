@@ -71,11 +71,17 @@ def test_twin_loading_rejects_a_mismatched_tree():
 
 def test_time_interleaved_takes_turns_and_checks_arguments():
   calls = []
-  out = timing.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, steps=3, warmup=1)
-  assert calls == ["a", "b"] + ["a", "b"] * 3
+  fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+  out = timing.time_interleaved(fns, steps=3, warmup=1)
+  assert calls == ["a", "a", "b", "b"] * 3
   assert len(out["a"]["times_s"]) == 3 and out["a"]["min_s"] <= out["a"]["median_s"]
-  with pytest.raises(ValueError, match="steps=0"):
-    timing.time_interleaved({"a": lambda: None}, steps=0)
+  calls.clear()
+  out = timing.time_interleaved(fns, steps=5, warmup=1, turn=3)
+  assert calls == ["a"] * 4 + ["b"] * 4 + ["a"] * 3 + ["b"] * 3  # turns of 1 untimed + 3, then 1 + 2
+  assert len(out["b"]["times_s"]) == 5
+  for bad in [dict(steps=0), dict(steps=2, warmup=-1), dict(steps=2, turn=0)]:
+    with pytest.raises(ValueError, match="expected steps >= 1"):
+      timing.time_interleaved({"a": lambda: None}, **bad)
   assert timing.peak_memory()["bytes"] > 0
 
 
