@@ -25,8 +25,8 @@ struct Shape {
 
 // One thread's buffers over a row span, indexed by u = (j * kw + b) * c + ch (window j, column b, channel ch).
 struct Scratch {
-  std::vector<float> m, g;                   // running maxima (kept where b = 0); dy[j, ch] at every u
-  std::vector<int32_t> k, chosen, b, pooled;  // running window element; chosen's column offset; b; j * c + ch
+  std::vector<float> m, g;                   // running maxima (at b = 0); dy[j, ch] at every u
+  std::vector<int32_t> k, chosen, b, pooled;  // running window element a * kw + b (at b = 0); k - b; b; j * c + ch
   explicit Scratch(const Shape& s) : m(s.span()), g(s.span()), k(s.span()), chosen(s.span()), b(s.span()),
                                      pooled(s.span()) {
     for (int64_t u = 0; u < s.span(); ++u) b[u] = u / s.c % s.kw, pooled[u] = u / (s.kw * s.c) * s.c + u % s.c;
