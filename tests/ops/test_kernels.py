@@ -1,7 +1,10 @@
 """ops/kernels: the compiled NHWC conv gives lax's values and gradients (any tile remainder, padding, kernel
-size, thread split), the channel sums NumPy's, both stay per-device under batch sharding, and their build is
-cached, skippable and optional."""
+size, thread split), the channel sums NumPy's, the max-pool gradient torch's; they stay per-device under batch
+sharding, and their build is shipped, cached, skippable and optional."""
 
+import fnmatch
+import pathlib
+import tomllib
 import warnings
 
 import jax
@@ -158,6 +161,13 @@ def test_the_build_is_cached_by_source_and_host(tmp_path, monkeypatch):
   built_at = library.stat().st_mtime_ns
   assert library.parent == tmp_path and build._build() == library and library.stat().st_mtime_ns == built_at
   assert [p.name for p in tmp_path.iterdir()] == [library.name]  # no scratch left behind
+
+
+def test_the_package_ships_every_file_the_build_reads():
+  pyproject = pathlib.Path(__file__).parents[2] / "pyproject.toml"
+  patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["cnnjax.ops.kernels"]
+  for name in build.SOURCES + build.HEADERS:  # a wheel without one cannot build the kernels
+    assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
 
 
 def test_without_a_compiler_or_when_switched_off_xla_convs_are_used(tmp_path, monkeypatch):
