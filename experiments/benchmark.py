@@ -134,8 +134,8 @@ def markdown(results: dict) -> str:
   if results.get("conv_layers"):
     lines += ["", "## One conv layer: XLA's convolution against cnnjax's CPU kernel (`cnnjax.ops.kernels`)", "",
               "Milliseconds per call; train = forward + input and weight gradients; ratio = kernel / XLA. "
-              "'kernel' is `kernels.conv_nhwc` as layers use it: above `MAX_FORWARD_CHANNELS` its forward pass "
-              "and weight gradient are XLA's.", "",
+              "'kernel' is `kernels.conv_nhwc` as layers use it: above `MAX_WEIGHT_GRAD_CHANNELS` its weight "
+              "gradient is XLA's.", "",
               "| batch x size x in -> out, k | forward XLA | forward kernel | ratio | train XLA | train kernel | ratio |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['batch']} x {r['size']}^2 x {r['in']} -> {r['out']}, {r['kernel_size']}x{r['kernel_size']} | "

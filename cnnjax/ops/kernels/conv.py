@@ -24,7 +24,7 @@ from cnnjax.ops.kernels import build, sharding
 
 MAX_CHANNELS = 512  # channel counts the kernels are measured on (BUILD.md)
 MIN_WIDTH = 8  # narrower outputs run faster on XLA's convolution (BUILD.md)
-MAX_FORWARD_CHANNELS = 256  # with more, XLA's forward pass and weight gradient are the faster ones (BUILD.md)
+MAX_WEIGHT_GRAD_CHANNELS = 256  # with more, XLA's weight gradient is the faster one (BUILD.md)
 
 
 def supports(x: jax.Array, w: jax.Array, pads, stride: int = 1) -> bool:
@@ -42,25 +42,19 @@ def conv_nhwc(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], tuple[int
   """NHWC `x` * HWIO `w`, `pads` = ((top, bottom), (left, right)), the same `stride` along both axes (see
   `supports`).
 
-  The forward pass and weight gradient of layers with more than `MAX_FORWARD_CHANNELS` channels are XLA's,
-  and so is the input gradient of a strided layer (XLA skips the zeros of its dilated output gradient).
+  The weight gradient of layers with more than `MAX_WEIGHT_GRAD_CHANNELS` channels is XLA's, and so is the input
+  gradient of a strided layer (XLA skips the zeros of its dilated output gradient).
   """
-  return _forward(x, w, pads, stride)
-
-
-def _forward(x, w, pads, stride):
-  if max(w.shape[2:]) <= MAX_FORWARD_CHANNELS:
-    return _conv(x, w, pads, stride, False)
-  return _xla_conv(x, w, pads, stride)
+  return _conv(x, w, pads, stride, False)
 
 
 def _conv_fwd(x, w, pads, stride):
-  return _forward(x, w, pads, stride), (x, w)
+  return _conv(x, w, pads, stride, False), (x, w)
 
 
 def _conv_bwd(pads, stride, residuals, dy):
   x, w = residuals
-  if max(w.shape[2:]) <= MAX_FORWARD_CHANNELS:
+  if max(w.shape[2:]) <= MAX_WEIGHT_GRAD_CHANNELS:
     dw = _weight_grad(x, dy, pads, stride, w.shape[:2])
   else:
     dw = jax.vjp(lambda w: _xla_conv(x, w, pads, stride), w)[1](dy)[0]

@@ -1,8 +1,11 @@
 // 2D convolution of NHWC float32 arrays (stride 1 or more), and its weight gradient, as XLA:CPU FFI handlers.
 //
-// Both run on bands of output rows. A band's input rows are first copied into a zero-padded scratch buffer,
-// so the inner loops have no bounds checks, and are sized to stay in a core's L2 cache. Channels go kLanes to a
-// vector register and bands are spread over XLA's intra-op thread pool (both in common.h).
+// The input is first copied into zero-padded scratch buffers, so the inner loops have no bounds checks, and the
+// kernel into the order the inner loop reads it (PackGroup). Where the activations are the larger operand, the
+// work is split into bands of output rows, each padded by the task that runs it and sized to stay in a core's L2
+// cache, and the kernel is packed once; where the kernel is (deep layers, small images), each task packs a group of
+// output channels into its own cache and runs it over all rows of the once-padded input (weight-stationary).
+// Channels go kLanes to a vector register and tasks are spread over XLA's intra-op thread pool (both in common.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +21,7 @@ namespace {
 using cnnjax::kLanes, cnnjax::Load, cnnjax::ParallelFor, cnnjax::Store, cnnjax::Vec;
 
 constexpr int64_t kBandBytes = 256 << 10;   // padded input of a band
+constexpr int64_t kStationaryBytes = 1 << 20;  // kernels from which weight-stationary may pay (Shape)
 constexpr int64_t kGroup = 2 * kLanes;      // output channels per tile (16 for a last odd block)
 constexpr int64_t kChunk = 32;              // input channels per pass over a band
 constexpr int64_t kWidePixel = 128;         // input channels from which a band's pixels are spaced apart
@@ -33,15 +37,22 @@ struct Shape {
   }
   int64_t bands() const { return (ho + band_rows() - 1) / band_rows(); }
   int64_t groups() const { return (co + kGroup - 1) / kGroup; }  // of output channels, see GroupWidth
+  int64_t image_floats() const { return ((ho - 1) * st + kh) * wp() * xs(); }  // a padded image
+  // Whether to keep the kernel in place (ConvGroups): where it outgrows a core's L2 cache, every band streams it
+  // again from memory; that pays where the bands would read more of it than the groups would of the image.
+  bool weight_stationary() const {
+    int64_t kernel = kh * kw * ci * co;
+    return int64_t(sizeof(float)) * kernel > kStationaryBytes && bands() * kernel > groups() * image_floats();
+  }
 };
 
 // One band: output rows [i0, i1) of image `image`, and the padded input rows it reads.
 struct Band {
   int64_t image, i0, i1;
+  Band(int64_t image, int64_t i0, int64_t i1) : image(image), i0(i0), i1(i1) {}
   Band(const Shape& s, int64_t item)
-      : image(item / s.bands()),
-        i0(item % s.bands() * s.band_rows()),
-        i1(std::min(s.ho, i0 + s.band_rows())) {}
+      : Band(item / s.bands(), item % s.bands() * s.band_rows(),
+             std::min(s.ho, item % s.bands() * s.band_rows() + s.band_rows())) {}
   int64_t padded_rows(const Shape& s) const { return (i1 - i0 - 1) * s.st + s.kh; }
 };
 
@@ -98,63 +109,77 @@ void ConvRow(const Shape& s, const float* xp, const float* wc, float* y, int64_t
 // Output channels co0.. in groups of kGroup (16 for a last odd block): each group's kernel is packed chunk by chunk.
 int64_t GroupWidth(const Shape& s, int64_t co0) { return std::min<int64_t>(kGroup, s.co - co0); }
 
-// The band's output channels [co_begin, co_end), a group at a time, in chunks of kChunk input channels, whose
-// packed kernel (contiguous, so it spreads over L1's sets) stays in L1 while it is used for all the band's rows.
-void ConvBand(const Shape& s, const Band& band, const float* xp, const float* packed, float* y, int64_t co_begin,
-              int64_t co_end) {
-  const int64_t taps = s.kh * s.kw;
-  for (int64_t co0 = co_begin; co0 < co_end; co0 += kGroup) {
-    int64_t width = GroupWidth(s, co0);
-    for (int64_t c0 = 0; c0 < s.ci; c0 += kChunk) {
-      int64_t cn = std::min(kChunk, s.ci - c0);
-      const float* wc = packed + co0 * taps * s.ci + c0 * taps * width;
-      for (int64_t i = band.i0; i < band.i1; ++i) {
-        float* row = y + ((band.image * s.ho + i) * s.wo) * s.co + co0;
-        if (width == kLanes) ConvRow<16, 1>(s, xp, wc, row, i - band.i0, c0, cn);
-        else if (s.wo <= 16) ConvRow<8, 2>(s, xp, wc, row, i - band.i0, c0, cn);
-        else ConvRow<12, 2>(s, xp, wc, row, i - band.i0, c0, cn);
-      }
+// Output channels [co0, co0 + GroupWidth) of the band's rows, in chunks of kChunk input channels, with the group's
+// packed kernel wg (PackGroup). A chunk's kernel (contiguous, so it spreads over L1's sets) stays in L1 while it
+// is used for all the band's rows; xp holds the band's padded input rows.
+void ConvGroup(const Shape& s, const Band& band, const float* xp, const float* wg, float* y, int64_t co0) {
+  const int64_t width = GroupWidth(s, co0);
+  for (int64_t c0 = 0; c0 < s.ci; c0 += kChunk) {
+    int64_t cn = std::min(kChunk, s.ci - c0);
+    const float* wc = wg + c0 * s.kh * s.kw * width;
+    for (int64_t i = band.i0; i < band.i1; ++i) {
+      float* row = y + ((band.image * s.ho + i) * s.wo) * s.co + co0;
+      if (width == kLanes) ConvRow<16, 1>(s, xp, wc, row, i - band.i0, c0, cn);
+      else if (s.wo <= 16) ConvRow<8, 2>(s, xp, wc, row, i - band.i0, c0, cn);
+      else ConvRow<12, 2>(s, xp, wc, row, i - band.i0, c0, cn);
     }
   }
 }
 
-// Where ConvBand reads the kernel's 16 or 32 output channels from co0 (a group), input channel c and tap
-// (a * kw + b): per group, per chunk of kChunk input channels, [kh, kw, chunk, width] (see ConvBand).
-int64_t PackedAt(const Shape& s, int64_t co0, int64_t c, int64_t tap) {
-  int64_t c0 = c / kChunk * kChunk, cn = std::min(kChunk, s.ci - c0), taps = s.kh * s.kw;
-  return co0 * taps * s.ci + c0 * taps * GroupWidth(s, co0) + (tap * cn + c - c0) * GroupWidth(s, co0);
+// Floats of a group's packed kernel, and where ConvGroup reads input channel c, tap (a * kw + b) in it: per chunk
+// of kChunk input channels, [kh, kw, chunk, width].
+int64_t GroupSize(const Shape& s) { return s.kh * s.kw * s.ci * kGroup; }
+int64_t PackedAt(const Shape& s, int64_t width, int64_t c, int64_t tap) {
+  int64_t c0 = c / kChunk * kChunk, cn = std::min(kChunk, s.ci - c0);
+  return (c0 * s.kh * s.kw + tap * cn + c - c0) * width;
 }
 
-// The kernel laid out as ConvBand reads it (PackedAt). w is HWIO, or with `flip` [kh, kw, co, ci] used flipped in
-// space (the kernel of the input gradient, read from the forward kernel). Both read w in order, a task per
-// (tap, chunk) or per group. The result is a buffer of the calling thread, grown as needed and kept for its next
-// call.
-const float* PackKernel(ffi::ThreadPool& pool, const Shape& s, const float* w, bool flip) {
-  thread_local std::vector<float> buffer;
-  const int64_t taps = s.kh * s.kw, chunks = (s.ci + kChunk - 1) / kChunk;
-  if (buffer.size() < size_t(taps * s.ci * s.co)) buffer.resize(taps * s.ci * s.co);
-  float* packed = buffer.data();
-  if (!flip) {
-    ParallelFor(pool, taps * chunks, [&](int64_t task) {
-      int64_t tap = task / chunks, c0 = task % chunks * kChunk;
-      for (int64_t c = c0; c < std::min(s.ci, c0 + kChunk); ++c)
-        for (int64_t co0 = 0; co0 < s.co; co0 += kGroup)
-          std::memcpy(packed + PackedAt(s, co0, c, tap), w + (tap * s.ci + c) * s.co + co0,
-                      sizeof(float) * GroupWidth(s, co0));
-    });
-    return packed;
-  }
-  ParallelFor(pool, s.groups(), [&](int64_t group) {
-    int64_t co0 = group * kGroup;
-    for (int64_t tap = 0; tap < taps; ++tap) {
-      const float* src = w + ((taps - 1 - tap) * s.co + co0) * s.ci;  // (kh-1-a, kw-1-b): the tap flipped
-      for (int64_t c = 0; c < s.ci; ++c) {
-        float* out = packed + PackedAt(s, co0, c, tap);
-        for (int64_t lane = 0; lane < GroupWidth(s, co0); ++lane) out[lane] = src[lane * s.ci + c];
-      }
+// Transposes the 16 x 16 block of rows r: each stage swaps the off-diagonal k x k blocks of every 2k x 2k one.
+inline void Transpose16(Vec r[kLanes]) {
+  typedef int32_t Mask __attribute__((vector_size(64)));
+  for (int k = kLanes / 2; k > 0; k /= 2) {
+    Mask low, high;
+    for (int j = 0; j < kLanes; ++j) {
+      low[j] = j & k ? kLanes + j - k : j;
+      high[j] = j & k ? kLanes + j : j + k;
     }
-  });
-  return packed;
+    for (int i = 0; i < kLanes; ++i) {
+      if (i & k) continue;
+      Vec a = r[i], b = r[i + k];
+      r[i] = __builtin_shuffle(a, b, low);
+      r[i + k] = __builtin_shuffle(a, b, high);
+    }
+  }
+}
+
+// Writes output channels [co0, co0 + GroupWidth) of the kernel to wg as ConvGroup reads them (PackedAt). w is HWIO,
+// or with `flip` [kh, kw, co, ci] used flipped in space (the kernel of the input gradient, read from the forward
+// kernel: 16 x 16 blocks of it transposed).
+void PackGroup(const Shape& s, const float* w, bool flip, int64_t co0, float* wg) {
+  const int64_t taps = s.kh * s.kw, width = GroupWidth(s, co0);
+  for (int64_t tap = 0; tap < taps; ++tap) {
+    if (!flip) {
+      for (int64_t c = 0; c < s.ci; ++c)
+        for (int64_t l0 = 0; l0 < width; l0 += kLanes)
+          Store(wg + PackedAt(s, width, c, tap) + l0, Load(w + (tap * s.ci + c) * s.co + co0 + l0));
+      continue;
+    }
+    const float* src = w + ((taps - 1 - tap) * s.co + co0) * s.ci;  // (kh-1-a, kw-1-b): the tap flipped
+    for (int64_t l0 = 0; l0 < width; l0 += kLanes)
+      for (int64_t c0 = 0; c0 < s.ci; c0 += kLanes) {
+        Vec r[kLanes];
+        for (int l = 0; l < kLanes; ++l) r[l] = Load(src + (l0 + l) * s.ci + c0);
+        Transpose16(r);
+        for (int c = 0; c < kLanes; ++c) Store(wg + PackedAt(s, width, c0 + c, tap) + l0, r[c]);
+      }
+  }
+}
+
+// A 64-byte aligned array of `size` floats in `buffer`, grown as needed (vector loads that straddle cache lines
+// cost two).
+float* Aligned(std::vector<float>& buffer, int64_t size) {
+  if (buffer.size() < size_t(size + kLanes)) buffer.resize(size + kLanes);
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t(63));
 }
 
 // dw[a, b, ci0 + 16 rows, co0 + 16 lanes] += sum over the band's pixels of xp[r*st+a, j*st+b, ci] dy[i, j, co].
@@ -187,27 +212,55 @@ ffi::Error Check(const Shape& s) {
   return ffi::Error::Success();
 }
 
-// y = conv(x, w): x [n, h, w, ci], w [kh, kw, ci, co] (or with `flip`, see PackKernel), y [n, ho, wo, co];
-// stride `stride`, input padded by (pad_top, pad_left) before and as much as y's size needs after. Tasks are
-// bands, each split into shares of the output-channel groups where there are too few bands to keep every thread
-// busy.
+// Bands: the kernel is packed once for all tasks; a task pads a band and runs it through a share of the groups
+// (more than one share where there are too few bands to keep every thread busy).
+void ConvBands(ffi::ThreadPool& pool, const Shape& s, const float* x, const float* w, bool flip, float* y) {
+  thread_local std::vector<float> buffer;
+  float* packed = Aligned(buffer, s.groups() * GroupSize(s));
+  ParallelFor(pool, s.groups(), [&](int64_t g) { PackGroup(s, w, flip, g * kGroup, packed + g * GroupSize(s)); });
+  int64_t items = s.n * s.bands();
+  int64_t shares = std::clamp<int64_t>((4 * pool.num_threads() + items - 1) / items, 1, s.groups());
+  ParallelFor(pool, items * shares, [&](int64_t task) {
+    Band band(s, task / shares);
+    int64_t share = task % shares;
+    thread_local std::vector<float> xp;
+    xp.resize(band.padded_rows(s) * s.wp() * s.xs());
+    PadBand(s, band, x + band.image * s.h * s.w * s.ci, xp.data());
+    for (int64_t g = s.groups() * share / shares; g < s.groups() * (share + 1) / shares; ++g)
+      ConvGroup(s, band, xp.data(), packed + g * GroupSize(s), y, g * kGroup);
+  });
+}
+
+// Weight-stationary: the images are padded once for all tasks; a task packs a group into its own cache and runs
+// it over a part of all images' output rows (more than one part where there are too few groups).
+void ConvGroups(ffi::ThreadPool& pool, const Shape& s, const float* x, const float* w, bool flip, float* y) {
+  const int64_t image = s.image_floats(), rows = s.n * s.ho;
+  thread_local std::vector<float> buffer;
+  float* xp = Aligned(buffer, s.n * image);
+  ParallelFor(pool, s.n, [&](int64_t m) { PadBand(s, Band(m, 0, s.ho), x + m * s.h * s.w * s.ci, xp + m * image); });
+  int64_t parts = std::clamp<int64_t>((4 * pool.num_threads() + s.groups() - 1) / s.groups(), 1, rows);
+  ParallelFor(pool, s.groups() * parts, [&](int64_t task) {
+    int64_t g = task / parts, part = task % parts;
+    thread_local std::vector<float> group_buffer;
+    float* wg = Aligned(group_buffer, GroupSize(s));
+    PackGroup(s, w, flip, g * kGroup, wg);
+    for (int64_t r = rows * part / parts, end = rows * (part + 1) / parts; r < end;) {  // r: image * ho + row
+      Band band(r / s.ho, r % s.ho, std::min(s.ho, end - r / s.ho * s.ho));
+      ConvGroup(s, band, xp + band.image * image + band.i0 * s.st * s.wp() * s.xs(), wg, y, g * kGroup);
+      r = band.image * s.ho + band.i1;
+    }
+  });
+}
+
+// y = conv(x, w): x [n, h, w, ci], w [kh, kw, ci, co] (or with `flip`, see PackGroup), y [n, ho, wo, co];
+// stride `stride`, input padded by (pad_top, pad_left) before and as much as y's size needs after.
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                     ffi::ResultBuffer<ffi::F32> y, int64_t pt, int64_t pl, int64_t st, bool flip) {
   auto wd = w.dimensions(), yd = y->dimensions();
   Shape s = MakeShape(x, yd[3], wd[0], wd[1], pt, pl, yd[1], yd[2], st);
   if (ffi::Error e = Check(s); e.failure()) return e;
-  const float* packed = PackKernel(pool, s, w.typed_data(), flip);
-  int64_t items = s.n * s.bands();
-  int64_t shares = std::clamp<int64_t>((4 * pool.num_threads() + items - 1) / items, 1, s.groups());
-  ParallelFor(pool, items * shares, [&](int64_t task) {
-    Band band(s, task / shares);
-    int64_t g = task % shares;
-    thread_local std::vector<float> xp;
-    xp.resize(band.padded_rows(s) * s.wp() * s.xs());
-    PadBand(s, band, x.typed_data() + band.image * s.h * s.w * s.ci, xp.data());
-    ConvBand(s, band, xp.data(), packed, y->typed_data(), s.groups() * g / shares * kGroup,
-             std::min(s.co, s.groups() * (g + 1) / shares * kGroup));
-  });
+  auto schedule = s.weight_stationary() ? ConvGroups : ConvBands;
+  schedule(pool, s, x.typed_data(), w.typed_data(), flip, y->typed_data());
   return ffi::Error::Success();
 }
 
