@@ -134,27 +134,9 @@ int64_t PackedAt(const Shape& s, int64_t width, int64_t c, int64_t tap) {
   return (c0 * s.kh * s.kw + tap * cn + c - c0) * width;
 }
 
-// Transposes the 16 x 16 block of rows r: each stage swaps the off-diagonal k x k blocks of every 2k x 2k one.
-inline void Transpose16(Vec r[kLanes]) {
-  typedef int32_t Mask __attribute__((vector_size(64)));
-  for (int k = kLanes / 2; k > 0; k /= 2) {
-    Mask low, high;
-    for (int j = 0; j < kLanes; ++j) {
-      low[j] = j & k ? kLanes + j - k : j;
-      high[j] = j & k ? kLanes + j : j + k;
-    }
-    for (int i = 0; i < kLanes; ++i) {
-      if (i & k) continue;
-      Vec a = r[i], b = r[i + k];
-      r[i] = __builtin_shuffle(a, b, low);
-      r[i + k] = __builtin_shuffle(a, b, high);
-    }
-  }
-}
-
 // Writes output channels [co0, co0 + GroupWidth) of the kernel to wg as ConvGroup reads them (PackedAt). w is HWIO,
 // or with `flip` [kh, kw, co, ci] used flipped in space (the kernel of the input gradient, read from the forward
-// kernel: 16 x 16 blocks of it transposed).
+// kernel).
 void PackGroup(const Shape& s, const float* w, bool flip, int64_t co0, float* wg) {
   const int64_t taps = s.kh * s.kw, width = GroupWidth(s, co0);
   for (int64_t tap = 0; tap < taps; ++tap) {
@@ -165,13 +147,10 @@ void PackGroup(const Shape& s, const float* w, bool flip, int64_t co0, float* wg
       continue;
     }
     const float* src = w + ((taps - 1 - tap) * s.co + co0) * s.ci;  // (kh-1-a, kw-1-b): the tap flipped
-    for (int64_t l0 = 0; l0 < width; l0 += kLanes)
-      for (int64_t c0 = 0; c0 < s.ci; c0 += kLanes) {
-        Vec r[kLanes];
-        for (int l = 0; l < kLanes; ++l) r[l] = Load(src + (l0 + l) * s.ci + c0);
-        Transpose16(r);
-        for (int c = 0; c < kLanes; ++c) Store(wg + PackedAt(s, width, c0 + c, tap) + l0, r[c]);
-      }
+    for (int64_t c = 0; c < s.ci; ++c) {
+      float* out = wg + PackedAt(s, width, c, tap);
+      for (int64_t lane = 0; lane < width; ++lane) out[lane] = src[lane * s.ci + c];
+    }
   }
 }
 
