@@ -20,11 +20,11 @@ namespace {
 
 using cnnjax::kLanes, cnnjax::Load, cnnjax::ParallelFor, cnnjax::Store, cnnjax::Vec;
 
-constexpr int64_t kBandBytes = 256 << 10;   // padded input of a band
+constexpr int64_t kBandBytes = 256 << 10;      // padded input of a band
 constexpr int64_t kStationaryBytes = 1 << 20;  // kernels from which weight-stationary may pay (Shape)
-constexpr int64_t kGroup = 2 * kLanes;      // output channels per tile (16 for a last odd block)
-constexpr int64_t kChunk = 32;              // input channels per pass over a band
-constexpr int64_t kWidePixel = 128;         // input channels from which a band's pixels are spaced apart
+constexpr int64_t kGroup = 2 * kLanes;         // output channels per tile (16 for a last odd block)
+constexpr int64_t kChunk = 32;                 // input channels per pass over a band
+constexpr int64_t kWidePixel = 128;            // input channels from which a band's pixels are spaced apart
 
 // x [n, h, w, ci] * kernel [kh, kw, ci, co] -> [n, ho, wo, co] with stride st, x padded by (pt, pl) before.
 struct Shape {
