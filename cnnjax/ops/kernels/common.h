@@ -1,4 +1,5 @@
-// What the kernels share: float vectors of 16 lanes, and ParallelFor over XLA's intra-op thread pool.
+// What the kernels share: float vectors of 16 lanes, ParallelFor over XLA's intra-op thread pool, and the
+// arguments of their FFI handlers.
 #ifndef CNNJAX_OPS_KERNELS_COMMON_H_
 #define CNNJAX_OPS_KERNELS_COMMON_H_
 
@@ -37,6 +38,17 @@ void ParallelFor(xla::ffi::ThreadPool& pool, int64_t tasks, const Body& body) {
   for (int64_t i = 1; i < std::min<int64_t>(pool.num_threads(), tasks); ++i) pool.Schedule(decltype(work)(work));
   work();
   while (state->done.load(std::memory_order_acquire) < tasks) std::this_thread::yield();
+}
+
+// The FFI binding every kernel starts from: XLA's intra-op thread pool, two float32 arrays, one float32 result
+// (each kernel adds its attributes).
+inline auto BindPoolTwoArraysOneResult() {
+  namespace ffi = xla::ffi;
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Ret<ffi::Buffer<ffi::F32>>();
 }
 
 }  // namespace cnnjax

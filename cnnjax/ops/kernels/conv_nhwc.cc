@@ -37,7 +37,8 @@ struct Shape {
   }
   int64_t bands() const { return (ho + band_rows() - 1) / band_rows(); }
   int64_t groups() const { return (co + kGroup - 1) / kGroup; }  // of output channels, see GroupWidth
-  int64_t image_floats() const { return ((ho - 1) * st + kh) * wp() * xs(); }  // a padded image
+  int64_t padded_rows(int64_t rows) const { return (rows - 1) * st + kh; }  // input rows that output rows read
+  int64_t image_floats() const { return padded_rows(ho) * wp() * xs(); }  // a padded image
   // Whether to keep the kernel in place (ConvGroups): where it outgrows a core's L2 cache, every band streams it
   // again from memory; that pays where the bands would read more of it than the groups would of the image.
   bool weight_stationary() const {
@@ -53,7 +54,7 @@ struct Band {
   Band(const Shape& s, int64_t item)
       : Band(item / s.bands(), item % s.bands() * s.band_rows(),
              std::min(s.ho, item % s.bands() * s.band_rows() + s.band_rows())) {}
-  int64_t padded_rows(const Shape& s) const { return (i1 - i0 - 1) * s.st + s.kh; }
+  int64_t padded_rows(const Shape& s) const { return s.padded_rows(i1 - i0); }
 };
 
 // Fills xp ([padded_rows, wp, xs]) with the band's padded input rows of image x ([h, w, ci]).
@@ -275,16 +276,10 @@ ffi::Error WeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Bu
 
 }  // namespace
 
-// What both handlers take: XLA's thread pool, two arrays, one result, the padding before and the stride.
+// What both handlers take: common.h's binding, the padding before and the stride.
 static auto Binding() {
-  return ffi::Ffi::Bind()
-      .Ctx<ffi::ThreadPool>()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Ret<ffi::Buffer<ffi::F32>>()
-      .Attr<int64_t>("pad_top")
-      .Attr<int64_t>("pad_left")
-      .Attr<int64_t>("stride");
+  return cnnjax::BindPoolTwoArraysOneResult().Attr<int64_t>("pad_top").Attr<int64_t>("pad_left").Attr<int64_t>(
+      "stride");
 }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnjaxConvNhwc, ConvImpl, Binding().Attr<bool>("flip"));

@@ -91,10 +91,4 @@ ffi::Error MaxPoolGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::B
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(CnnjaxMaxPoolGrad, MaxPoolGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("window_h")
-                                  .Attr<int64_t>("window_w"));
+                              cnnjax::BindPoolTwoArraysOneResult().Attr<int64_t>("window_h").Attr<int64_t>("window_w"));
