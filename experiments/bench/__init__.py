@@ -1,1 +1,1 @@
-"""Benchmark internals: the PyTorch twins (torch imported only here) and the per-process worker."""
+"""The benchmark's parts: workloads and timing, the PyTorch twins (torch imported only there), the worker."""

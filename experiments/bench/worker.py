@@ -20,8 +20,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from cnnjax.bench import workloads
-from cnnjax.bench.timing import time_interleaved
+from experiments.bench import workloads
+from experiments.bench.timing import time_interleaved
 from cnnjax.ops import kernels, xla_cpu
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnnjax import models
-from cnnjax.bench import timing, workloads
+from experiments.bench import timing, workloads
 from experiments import benchmark
 from experiments.bench import torch_twins
 from experiments.configs import benchmark_default

@@ -5,33 +5,26 @@
   python -m experiments.detection --workdir=/tmp/voc --config.dataset=voc/2007 --config.data_dir=DIR \
       --config.max_objects=42   # a VOC prepared in DIR (array_record), mapped to the shapes layout
 
-`config.task` picks the runner in `cnnjax.detection.tasks`; each trains with
-`cnnjax.train.fit` and reports mAP@0.5, mAP@0.5:0.95 and images/s (the
+`config.task` picks the runner (a `train_*` module of this folder); each trains
+with `cnnjax.train.fit` and reports mAP@0.5, mAP@0.5:0.95 and images/s (the
 localization and landmark tasks report box IoU and landmark error instead).
 """
-
-import importlib
 
 import jax
 import ml_collections
 
 from cnnjax import train
-from experiments import cli
+from experiments.detection import train_localization, train_rcnn, train_sliding_window, train_yolo
 
-TASKS = {"yolo": "yolo", "localization": "heads", "landmarks": "heads", "sliding_window": "windows",
-         "rcnn": "rcnn", "fast_rcnn": "rcnn"}
+RUNNERS = {"yolo": train_yolo, "localization": train_localization, "landmarks": train_localization,
+           "sliding_window": train_sliding_window, "rcnn": train_rcnn, "fast_rcnn": train_rcnn}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the configured detection task in `workdir` and writes `results.json`."""
-  if config.task not in TASKS:
-    raise ValueError(f"config.task must be one of {sorted(TASKS)}, got {config.task!r}")
-  runner = importlib.import_module(f"cnnjax.detection.tasks.{TASKS[config.task]}")
-  results = runner.run(config, workdir)
+  if config.task not in RUNNERS:
+    raise ValueError(f"config.task must be one of {sorted(RUNNERS)}, got {config.task!r}")
+  results = RUNNERS[config.task].run(config, workdir)
   if jax.process_index() == 0:
     train.write_results(workdir, results)
   return results
-
-
-if __name__ == "__main__":
-  cli.launch(run, config="detection_yolo.py", workdir="workdirs/detection")

@@ -14,7 +14,7 @@ from cnnjax.detection import inputs
 from cnnjax.detection.anchors import kmeans_anchors, mean_iou_vs_k
 from cnnjax.detection.decode import detect_batch
 from cnnjax.detection.losses import yolo_loss
-from cnnjax.detection.tasks import common
+from experiments.detection import common
 from cnnjax.viz.detections import plot_iou_vs_k
 
 

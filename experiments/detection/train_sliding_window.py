@@ -12,7 +12,7 @@ from cnnjax import models, train
 from cnnjax.data import pipeline
 from cnnjax.detection import inputs, sliding_window as sw
 from cnnjax.detection.boxes import select_detections
-from cnnjax.detection.tasks import common
+from experiments.detection import common
 
 
 def window_model(config: ml_collections.ConfigDict, num_classes: int) -> sw.WindowClassifier:

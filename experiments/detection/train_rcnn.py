@@ -11,7 +11,7 @@ from cnnjax import models, train
 from cnnjax.data import pipeline
 from cnnjax.detection import inputs, rcnn
 from cnnjax.detection.proposals import pad_proposals, selective_search
-from cnnjax.detection.tasks import common
+from experiments.detection import common
 
 
 def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator, per_box: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from cnnjax.data.builders import shapes_single
 from cnnjax.detection import inputs
 from cnnjax.detection.boxes import box_convert, box_iou
 from cnnjax.detection.losses import landmark_loss, localization_loss
-from cnnjax.detection.tasks import common
+from experiments.detection import common
 from cnnjax.viz.detections import save_detections
 
 

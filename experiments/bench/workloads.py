@@ -20,7 +20,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnnjax import models
-from cnnjax.bench.timing import peak_memory, reset_peak_memory
+from experiments.bench.timing import peak_memory, reset_peak_memory
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.detection.boxes import nms
 from cnnjax.ops import kernels
@@ -89,7 +89,7 @@ class Classifier:
     self.metrics = None
 
   def memory(self) -> dict:
-    """Peak memory since construction (`cnnjax.bench.timing.peak_memory`); call after a step of each kind."""
+    """Peak memory since construction (`experiments.bench.timing.peak_memory`); call after a step of each kind."""
     return peak_memory(self.mesh.devices.flat[0])
 
   def put(self, host_batch: Mapping[str, np.ndarray]) -> dict:

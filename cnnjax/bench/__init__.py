@@ -1,1 +1,0 @@
-"""Benchmark building blocks: interleaved timing, peak memory, and the cnnjax workloads users run."""
