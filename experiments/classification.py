@@ -32,30 +32,27 @@ def load_split(config: ml_collections.ConfigDict, split: str):
 def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains one classifier as configured and returns its final metrics."""
   parallel.maybe_initialize_distributed(**config.distributed)
-  train.check_train_config(config)
-  if config.model not in models.list_models():
-    raise ValueError(f"config.model={config.model!r}: expected one of {models.list_models()}")
-  train_source, eval_source = load_split(config, config.train_split), load_split(config, config.eval_split)
+  train_config = train.TrainConfig.from_config(config)  # checked before any data is read
+  train.check_batch_size(train_config.batch_size)
   num_classes = len(config.classes) or sources.info(config.dataset, data_dir=config.data_dir or None).num_classes
   dtype = jnp.dtype(config.dtype)
   model = models.create(config.model, num_classes=num_classes, dtype=dtype, **config.model_kwargs)
+  train_source, eval_source = load_split(config, config.train_split), load_split(config, config.eval_split)
   transform = views.resize_images(config.image_size) if config.image_size else None
   mean, std = classify.channel_stats(train_source if transform is None else [transform(r) for r in train_source])
   mesh = parallel.data_mesh()
-  process = dict(process_index=jax.process_index(), process_count=jax.process_count())
 
   def batches(start_step: int):
-    return pipeline.batches(
-        train_source, config.batch_size, seed=config.seed, start_step=start_step, transform=transform, **process
-    )
+    return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step,
+                            transform=transform)
 
   preprocess = classify.make_preprocess(mean, std, dtype)
-  init_variables, tx = _transfer(config, model, next(batches(0))["image"])
+  init_variables, tx = _transfer(config, train_config, model, next(batches(0))["image"])
   inputs = dict(
       model=model,
       batches=batches,
       eval_fn=classify.make_evaluator(
-          lambda: pipeline.eval_batches(eval_source, config.eval_batch_size, transform=transform, **process),
+          lambda: pipeline.eval_batches(eval_source, config.eval_batch_size, transform=transform),
           mesh,
           preprocess,
       ),
@@ -65,19 +62,20 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
   if config.transfer.cached_head:
     inputs = _on_cached_features(config, model, init_variables, train_source, eval_source, preprocess, num_classes)
-  train.fit(
-      config,
+  result = train.fit(
+      train_config,
       workdir,
+      experiment_config=config,
       loss_fn=classify.cross_entropy_loss(num_classes, label_smoothing=config.label_smoothing,
                                           aux_weight=config.aux_weight),
       **inputs,
   )
-  final = train.final_metrics(workdir)
+  summary = result.summary()
   results = {
       "model": config.model,
       "dataset": config.dataset,
       "num_params": _count_params(model, next(batches(0))["image"]),
-      **{k: final[k] for k in ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s") if k in final},
+      **{k: summary[k] for k in ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s") if k in summary},
   }
   if jax.process_index() == 0:
     train.write_results(workdir, results)
@@ -93,7 +91,6 @@ def _on_cached_features(config, model, variables, train_source, eval_source, pre
   """`fit` inputs that train only the head, on features the frozen trunk computes once per split."""
   if variables is None:
     raise ValueError("config.transfer.cached_head needs config.transfer.init_from (a trained trunk)")
-  process = dict(process_index=jax.process_index(), process_count=jax.process_count())
   head = config.transfer.cached_head
   train_features, eval_features = (
       transfer.cached_features(model, variables, source, head=head, preprocess=preprocess)
@@ -101,25 +98,23 @@ def _on_cached_features(config, model, variables, train_source, eval_source, pre
   )
   return dict(
       model=transfer.LinearHead(num_classes),
-      batches=lambda start: pipeline.batches(
-          train_features, config.batch_size, seed=config.seed, start_step=start, **process
-      ),
+      batches=lambda start: pipeline.batches(train_features, config.batch_size, seed=config.seed, start_step=start),
       eval_fn=classify.make_evaluator(
-          lambda: pipeline.eval_batches(eval_features, config.eval_batch_size, **process),
+          lambda: pipeline.eval_batches(eval_features, config.eval_batch_size),
           parallel.data_mesh(),
           lambda batch: batch,
       ),
   )
 
 
-def _transfer(config, model, images):
+def _transfer(config, train_config, model, images):
   """Pretrained variables under a fresh head and an optimizer with frozen layers, when configured."""
   t = config.transfer
   if not t.init_from:
     return None, None
   fresh = model.init(jax.random.PRNGKey(config.seed), jnp.zeros(images[:1].shape, jnp.float32), train=False)
   variables, _ = transfer.merge_pretrained(fresh, train.load_variables(t.init_from), reinit=t.reinit)
-  tx = train.make_optimizer(config.optimizer, config.num_steps)
+  tx = train.make_optimizer(train_config.optimizer, train_config.num_steps)
   if t.freeze or t.freeze_stages:
     labels = transfer.trainable_labels(variables["params"], freeze=t.freeze, freeze_stages=t.freeze_stages)
     tx = transfer.freeze_optimizer(tx, labels)

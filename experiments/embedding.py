@@ -77,22 +77,17 @@ def make_embedder(model, preprocess, mesh, batch_size: int):
   def embed(state, images: np.ndarray) -> np.ndarray:
     n = len(images)
     padded = np.concatenate([images, np.repeat(images[:1], -n % batch_size, axis=0)])
-    chunks = ({"image": _process_share(padded[s:s + batch_size])} for s in range(0, len(padded), batch_size))
+    chunks = ({"image": pipeline.process_share(padded[s:s + batch_size])} for s in range(0, len(padded), batch_size))
     out = [np.asarray(jax.device_get(step(state, b))) for b in pipeline.prefetch_to_mesh(chunks, mesh)]
     return np.concatenate(out)[:n]
 
   return embed
 
 
-def _process_share(rows: np.ndarray) -> np.ndarray:
-  """This process's contiguous slice of a global batch (all of it on one host)."""
-  share = len(rows) // jax.process_count()
-  return rows[jax.process_index() * share:(jax.process_index() + 1) * share]
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains as configured, evaluates on unseen identities; returns (and writes) the results."""
   start_time = time.perf_counter()
+  train_config = train.TrainConfig.from_config(config)  # checked before any data is read
   if config.batch_size != config.p * config.k:
     raise ValueError(f"batch_size={config.batch_size} must equal p * k = {config.p} * {config.k}")
   data = {part: load_identities(config, part) for part in SPLITS}
@@ -119,18 +114,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for batch in sampler.batches({"image": train_images, "label": train_labels}, start_step,
                                  with_triplets=config.loss.name == "random"):
       # Triplet indices stay global: the mesh reassembles the global batch they point into.
-      yield {k: _process_share(v) for k, v in batch.items()}
+      yield pipeline.process_share(batch)
 
-  state = train.fit(
-      config, workdir, model=model,
+  result = train.fit(
+      train_config, workdir, model=model, experiment_config=config,
       loss_fn=embedding.make_loss_fn(config.loss.name, margin=config.loss.margin, squared=config.loss.squared,
                                      balanced=config.loss.balanced),
       batches=batches, eval_fn=evaluate, augment_fn=classify.make_augment_fn(mean, std, config.augment, dtype))
+  state = result.state
   results = {"dataset": config.dataset, "loss": config.loss.name, "num_steps": config.num_steps,
              **report(config, workdir, state, {p: (embed(state, data[p][0]), data[p][1]) for p in ("val", "test")},
                       pairs)}
-  final = train.final_metrics(workdir)
-  results.update({k: final[k] for k in ("train_time_s", "train_images_per_s") if k in final})
+  results.update(train_time_s=result.train_time_s, train_images_per_s=result.train_images_per_s)
   results["wall_time_s"] = time.perf_counter() - start_time
   if jax.process_index() == 0:
     train.write_results(workdir, results)

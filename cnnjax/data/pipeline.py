@@ -49,8 +49,8 @@ def batches(
     shuffle: bool = True,
     transform: Transform | None = None,
     drop_remainder: bool = True,
-    process_index: int = 0,
-    process_count: int = 1,
+    process_index: int | None = None,
+    process_count: int | None = None,
 ) -> Iterator[Batch]:
   """Yields training batches forever, epoch after epoch, starting at step `start_step`.
 
@@ -68,13 +68,14 @@ def batches(
       (e.g. resize variable-size images, pad boxes).
     drop_remainder: drop the last incomplete batch of every epoch; else yield it
       smaller (single process only, since every process must yield equal shapes).
-    process_index: this process (`jax.process_index()`).
-    process_count: number of processes (`jax.process_count()`).
+    process_index: the process whose slice to yield; None: this one (`jax.process_index()`).
+    process_count: number of processes; None: `jax.process_count()`.
 
   Yields:
     Dicts of numpy arrays with leading dimension batch_size // process_count.
   """
   n = len(source)
+  process_index, process_count = _this_process(process_index, process_count)
   lo, hi = _process_slice(batch_size, process_index, process_count)
   if n == 0:
     raise ValueError("source is empty: no batches to yield")
@@ -103,17 +104,17 @@ def eval_batches(
     batch_size: int,
     *,
     transform: Transform | None = None,
-    process_index: int = 0,
-    process_count: int = 1,
+    process_index: int | None = None,
+    process_count: int | None = None,
 ) -> Iterator[Batch]:
   """Yields one pass over the source in order; the last batch is padded to full size.
 
   Every batch has a boolean `'mask'` key, True for real examples; padding
   repeats the first example of the source. Every process yields the same
-  number of batches.
+  number of batches. `process_index` and `process_count` default to this process's.
   """
   n = len(source)
-  lo, hi = _process_slice(batch_size, process_index, process_count)
+  lo, hi = _process_slice(batch_size, *_this_process(process_index, process_count))
   if n == 0:
     raise ValueError("source is empty: no batches to yield")
   for start in range(0, n, batch_size):
@@ -182,6 +183,19 @@ def _ahead(iterator: Iterator[Any], size: int) -> Iterator[Any]:
       yield item
   finally:
     stop.set()
+
+
+def process_share(rows: Any) -> Any:
+  """This process's contiguous slice of a global batch (each leaf's leading axis; all of it on one host)."""
+  def share(x):
+    lo, hi = _process_slice(len(x), jax.process_index(), jax.process_count())
+    return x[lo:hi]
+  return jax.tree.map(share, rows)
+
+
+def _this_process(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+  return (jax.process_index() if process_index is None else process_index,
+          jax.process_count() if process_count is None else process_count)
 
 
 def _process_slice(batch_size: int, process_index: int, process_count: int) -> tuple[int, int]:

@@ -1,9 +1,10 @@
 """`fit`: the one training loop every experiment uses."""
 
+import dataclasses
 import math
 import os
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import flax.linen as nn
 import jax
@@ -16,15 +17,30 @@ from tqdm.auto import tqdm
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.train import parallel
 from cnnjax.train.checkpoint import Checkpointer
+from cnnjax.train.config import TrainConfig
 from cnnjax.train.metrics import MetricWriter, plot_curves, write_config
 from cnnjax.train.optim import make_optimizer
 from cnnjax.train.state import TrainState, create_train_state
 from cnnjax.train.step import AugmentFn, LossFn, NonFiniteLossError, make_train_step
-from cnnjax.train.validate import check_train_config
+
+
+@dataclasses.dataclass
+class FitResult:
+  """What `fit` measured: the final state, the last evaluation and training summary, and timings."""
+  state: TrainState
+  eval_metrics: dict[str, float]  # the last evaluation (at the final step); empty without `eval_fn`
+  train_metrics: dict[str, float]  # means over the last logged window, `train_`-prefixed
+  train_time_s: float  # training time of this process's steps (evaluation and compilation included)
+  train_images_per_s: float
+
+  def summary(self) -> dict[str, Any]:
+    """The figures a run reports: last evaluation and training metrics, time and throughput."""
+    return {**self.train_metrics, **self.eval_metrics, "train_time_s": self.train_time_s,
+            "train_images_per_s": self.train_images_per_s}
 
 
 def fit(
-    config: ml_collections.ConfigDict,
+    config: TrainConfig | ml_collections.ConfigDict,
     workdir: str,
     *,
     model: nn.Module,
@@ -34,15 +50,13 @@ def fit(
     augment_fn: AugmentFn | None = None,
     init_variables: dict | None = None,
     tx: optax.GradientTransformation | None = None,
-) -> TrainState:
+    experiment_config: ml_collections.ConfigDict | None = None,
+) -> FitResult:
   """Trains `model` for `config.num_steps` steps, resuming from `workdir` if it holds a checkpoint.
 
   Args:
-    config: reads `seed`, `num_steps`, `batch_size`, `optimizer`, `log_every`,
-      `eval_every`, `checkpoint_every`, `keep_checkpoints`, and optionally
-      `best_metric`/`best_mode` (keep the best checkpoint by an eval metric) and
-      `skip_nonfinite` (skip updates with a non-finite loss instead of stopping)
-      and `tensorboard` (write event files; default True).
+    config: a `TrainConfig`, or an experiment's ConfigDict whose training fields
+      make one (`TrainConfig.from_config`); checked before any data is read.
     workdir: where `metrics.jsonl`, `config.json`, `checkpoints/`, `tensorboard/`
       and `plots/` go.
     model: a Flax module taking `batch['image']`.
@@ -55,19 +69,26 @@ def fit(
     augment_fn: `(key, batch) -> batch` on device, inside the step.
     init_variables: starting variables (e.g. pretrained) instead of a random init.
     tx: the optimizer, when the config's is not enough (e.g. frozen layers).
+    experiment_config: the whole config of the experiment, written to
+      `workdir/config.json` (default: `config` itself).
 
   Returns:
-    The final state, replicated over the devices.
+    A `FitResult`: the final state (replicated over the devices), the last
+    evaluation, the last training metrics and the timings. A run resumed at its
+    last step trains nothing and evaluates once.
 
   Raises:
     NonFiniteLossError: the loss was not finite (names the step); nothing after
       the last good checkpoint is saved.
   """
-  check_train_config(config)
+  if experiment_config is None and not isinstance(config, TrainConfig):
+    experiment_config = config
+  config = config if isinstance(config, TrainConfig) else TrainConfig.from_config(config)
+  parallel.check_batch_size(config.batch_size)
   mesh = parallel.data_mesh()
   is_main = jax.process_index() == 0
   if is_main:
-    write_config(workdir, config)
+    write_config(workdir, experiment_config or ml_collections.ConfigDict(config.to_dict()))
   tx = tx or make_optimizer(config.optimizer, config.num_steps)
   sample = next(iter(batches(0)))["image"]
   state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables)
@@ -75,31 +96,34 @@ def fit(
 
   checkpointer = Checkpointer(
       os.path.join(workdir, "checkpoints"),
-      keep=config.get("keep_checkpoints", 3),
-      best_metric=config.get("best_metric"),
-      best_mode=config.get("best_mode", "max"),
+      keep=config.keep_checkpoints,
+      best_metric=config.best_metric,
+      best_mode=config.best_mode,
   )
   state = checkpointer.restore(state)
   start = int(state.step)
-  writer = MetricWriter(workdir, resume_step=start, tensorboard=config.get("tensorboard", True), enabled=is_main)
-  skip_nonfinite = config.get("skip_nonfinite", False)
+  writer = MetricWriter(workdir, resume_step=start, tensorboard=config.tensorboard, enabled=is_main)
   train_step = parallel.compile_train_step(
-      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=skip_nonfinite), mesh
+      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=config.skip_nonfinite), mesh
   )
   try:
-    state = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer, writer)
+    result = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer,
+                    writer)
   finally:
     checkpointer.close()
     writer.close()
+  if eval_fn is not None and not result.eval_metrics:  # resumed at the last step: nothing was trained
+    result.eval_metrics = {k: float(v) for k, v in eval_fn(result.state).items()}
   if is_main:
     plot_curves(workdir)
-  return state
+  return result
 
 
-def _train(config, state, train_step, batches, eval_fn, checkpointer, writer) -> TrainState:
+def _train(config: TrainConfig, state, train_step, batches, eval_fn, checkpointer, writer) -> FitResult:
   start, num_steps = int(state.step), config.num_steps
-  log_every, eval_every = config.get("log_every", 50), config.get("eval_every", 0)
-  checkpoint_every = config.get("checkpoint_every", 0)
+  log_every, eval_every, checkpoint_every = config.log_every, config.eval_every, config.checkpoint_every
+  train_metrics: dict[str, float] = {}
+  eval_metrics: dict[str, float] = {}
   pending: list[dict] = []
   clock, images, train_seconds, train_images = time.perf_counter(), 0, 0.0, 0
   bar = tqdm(total=num_steps, initial=start, desc="train", unit="step", disable=jax.process_index() != 0)
@@ -112,31 +136,34 @@ def _train(config, state, train_step, batches, eval_fn, checkpointer, writer) ->
       # The only host sync: metrics of the last steps, fetched together.
       rows = jax.device_get(pending)
       pending = []
-      _check_finite(rows, first_step=step - len(rows) + 1, skipping=config.get("skip_nonfinite", False))
+      _check_finite(rows, first_step=step - len(rows) + 1, skipping=config.skip_nonfinite)
       seconds = time.perf_counter() - clock
       train_seconds, train_images = train_seconds + seconds, train_images + images
       summary = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
       summary["images_per_s"] = images / seconds
-      writer.write(step, {f"train_{k}" if k != "images_per_s" else k: v for k, v in summary.items()})
+      train_metrics = {f"train_{k}" if k != "images_per_s" else k: v for k, v in summary.items()}
+      writer.write(step, train_metrics)
       bar.set_postfix({k: f"{v:.4g}" for k, v in summary.items()}, refresh=False)
       clock, images = time.perf_counter(), 0
     bar.update(1)
-    eval_metrics = None
+    evaluated = None
     if eval_fn is not None and (step == num_steps or (eval_every and step % eval_every == 0)):
       try:
-        eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
+        evaluated = eval_metrics = {k: float(v) for k, v in eval_fn(state).items()}
       except Exception:
         if checkpoint_now:  # the training is good even if its evaluation failed: keep it
           checkpointer.save(step, state)
         raise
-      writer.write(step, eval_metrics)
-      logging.info("step %d: %s", step, eval_metrics)
+      writer.write(step, evaluated)
+      logging.info("step %d: %s", step, evaluated)
     if checkpoint_now:
-      checkpointer.save(step, state, metrics=eval_metrics)
+      checkpointer.save(step, state, metrics=evaluated)
   bar.close()
+  images_per_s = train_images / train_seconds if train_seconds else 0.0
   if train_seconds:
-    writer.write(num_steps, {"train_time_s": train_seconds, "train_images_per_s": train_images / train_seconds})
-  return state
+    writer.write(num_steps, {"train_time_s": train_seconds, "train_images_per_s": images_per_s})
+  train_metrics.pop("images_per_s", None)
+  return FitResult(state, eval_metrics, train_metrics, train_seconds, images_per_s)
 
 
 def _check_finite(rows: list[dict], *, first_step: int, skipping: bool) -> None:

@@ -60,13 +60,6 @@ def read_metrics(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def final_metrics(workdir: str) -> dict[str, Any]:
-  """Every metric logged at the last step of `workdir/metrics.jsonl`, merged into one dict."""
-  rows = read_metrics(workdir)
-  last = max((row["step"] for row in rows), default=None)
-  return {k: v for row in rows if row["step"] == last for k, v in row.items()}
-
-
 def plot_curves(workdir: str, keys: Iterable[str] | None = None, filename: str = "curves.png") -> str:
   """One panel per metric against the step, saved under `workdir/plots/`."""
   # A bare Figure needs no pyplot backend, so notebooks keep their inline plots.

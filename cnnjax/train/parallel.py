@@ -45,6 +45,13 @@ def data_mesh() -> Mesh:
   return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
+def check_batch_size(batch_size: int) -> None:
+  """Raises ValueError unless the global batch splits evenly over every device of every process."""
+  devices = jax.device_count()
+  if batch_size % devices:
+    raise ValueError(f"config.batch_size={batch_size!r}: expected a multiple of the device count ({devices} devices)")
+
+
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Puts every leaf on every device of the mesh."""
   return jax.device_put(tree, NamedSharding(mesh, P()))

@@ -50,23 +50,6 @@ class _Prefix(Sequence):
     return self._source[i]
 
 
-def once_per_step(fn: Callable) -> Callable:
-  """Wraps `fn(state)` so a second call at the same step returns the first result.
-
-  `fit` evaluates at the last step; the task then reports from the same evaluation.
-  """
-  cache = {}
-
-  def wrapped(state):
-    step = int(jax.device_get(state.step))
-    if step not in cache:
-      cache.clear()
-      cache[step] = fn(state)
-    return cache[step]
-
-  return wrapped
-
-
 def image_only(record: dict) -> dict:
   """Keeps the image of a record (boxes vary in number, so they cannot be stacked)."""
   return {"image": record["image"]}

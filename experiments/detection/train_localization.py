@@ -47,6 +47,7 @@ def batch_metrics(outputs: dict, batch: dict, image_size: int) -> dict[str, np.n
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates the localization (or landmark) network as configured."""
+  train_config = train.TrainConfig.from_config(config)
   data_dir = config.data_dir or None
   train_source = sources.load(config.dataset, config.train_split, data_dir=data_dir)
   test_source = common.limited(sources.load(config.dataset, config.test_split, data_dir=data_dir),
@@ -57,8 +58,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                         num_landmarks=shapes_single.NUM_LANDMARKS if with_landmarks else 0, **config.model_kwargs)
 
   def batches(start_step: int):
-    return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step,
-                            process_index=jax.process_index(), process_count=jax.process_count())
+    return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step)
 
   def augment_fn(key, batch):
     del key
@@ -67,8 +67,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   apply = jax.jit(lambda v, images: model.apply(v, inputs.to_float(images).astype(jnp.dtype(config.dtype))))
   size = shapes_single.IMAGE_SIZE
 
-  @common.once_per_step
-  def measure(state):
+  def evaluate(state):
     variables = jax.device_get(state.variables)
     rows, images_per_s = common.predict_all(
         lambda b: {**apply(variables, b["image"]), **{f"true_{k}": b[k] for k in b if k != "image"}},
@@ -81,13 +80,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                "test_mean_iou": float(m["iou"][present].mean())}
     if with_landmarks:
       metrics["test_landmark_error_px"] = float(m["landmark_err_sum"].sum() / max(m["landmark_count"].sum(), 1))
-    return metrics, outputs, images_per_s
+    draw(outputs)
+    return {**metrics, "test_images_per_s": images_per_s}
 
-  state = train.fit(config, workdir, model=model, loss_fn=make_loss_fn(with_landmarks), batches=batches,
-                    eval_fn=lambda s: measure(s)[0], augment_fn=augment_fn)
-  metrics, outputs, images_per_s = measure(state)
-  n = min(config.num_plot_images, len(test_source))
-  if n:
+  def draw(outputs):
+    n = min(config.num_plot_images, len(test_source))
+    if not n:
+      return
     dets = [{"boxes": np.asarray(box_convert(outputs["box"][i:i + 1], "cxcywh", "xyxy")),
              "scores": 1 / (1 + np.exp(-outputs["objectness"][i:i + 1])),
              "classes": outputs["logits"][i:i + 1].argmax(-1),
@@ -96,5 +95,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     truth = [{"boxes": test_source[i]["box"][None][:int(test_source[i]["has_object"])]} for i in range(n)]
     save_detections(f"{workdir}/plots/{config.task}.png", [test_source[i]["image"] for i in range(n)], dets, truth,
                     class_names=shapes_single.CLASS_NAMES, score_threshold=0.5)
+
+  result = train.fit(train_config, workdir, model=model, loss_fn=make_loss_fn(with_landmarks), batches=batches,
+                     eval_fn=evaluate, augment_fn=augment_fn, experiment_config=config)
+  metrics = dict(result.eval_metrics)
   return {"task": config.task, "model": config.model, "dataset": config.dataset,
-          "num_params": models.count_params(state.params), **metrics, "images_per_s": images_per_s}
+          "num_params": models.count_params(result.state.params), **metrics,
+          "images_per_s": metrics.pop("test_images_per_s")}

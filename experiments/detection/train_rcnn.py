@@ -67,6 +67,7 @@ def _model_input(config, images, rois):
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains R-CNN or Fast R-CNN (by `config.task`) and evaluates it with the YOLO metrics."""
+  train_config = train.TrainConfig.from_config(config)
   train_source, test_source, class_names = common.detection_sources(config)
   train_records, _ = proposal_records(common.limited(train_source, config.rcnn_train_images), config, training=True)
   test_source = common.limited(test_source, config.eval_limit)
@@ -79,8 +80,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                               _model_input(config, sample["image"][None], sample["rois"][None]))
 
   def batches(start_step: int):
-    return pipeline.batches(train_records, config.batch_size, seed=config.seed, start_step=start_step,
-                            process_index=jax.process_index(), process_count=jax.process_count())
+    return pipeline.batches(train_records, config.batch_size, seed=config.seed, start_step=start_step)
 
   def augment_fn(key, batch):
     del key
@@ -89,9 +89,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def loss_fn(outputs, batch):
     return rcnn.rcnn_loss(outputs, batch["labels"], batch["deltas"], batch["valid"])
 
-  state = train.fit(config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn,
-                    init_variables=init_variables)
-  variables = jax.device_get(state.variables)
+  result = train.fit(train_config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn,
+                     init_variables=init_variables, experiment_config=config)
+  variables = jax.device_get(result.state.variables)
 
   @jax.jit
   def predict(images, rois, valid):

@@ -71,14 +71,14 @@ def make_predict(config: ml_collections.ConfigDict, detector, image_size: int):
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains the window classifier on crops, then compares the naive and convolutional detectors."""
+  train_config = train.TrainConfig.from_config(config)
   train_source, test_source, class_names = common.detection_sources(config)
   test_source = common.limited(test_source, config.eval_limit)
   crops = sw.make_window_crops(train_source, config.window, config.num_crops, seed=config.seed)
   model = window_model(config, len(class_names))
 
   def batches(start_step: int):
-    return pipeline.batches(crops, config.batch_size, seed=config.seed, start_step=start_step,
-                            process_index=jax.process_index(), process_count=jax.process_count())
+    return pipeline.batches(crops, config.batch_size, seed=config.seed, start_step=start_step)
 
   def loss_fn(logits, batch):
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
@@ -88,8 +88,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     del key
     return {**batch, "image": inputs.to_float(batch["image"])}
 
-  state = train.fit(config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn)
-  variables = jax.device_get(state.variables)
+  result = train.fit(train_config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn,
+                     experiment_config=config)
+  variables = jax.device_get(result.state.variables)
   naive, convolutional = make_detectors(config, len(class_names), variables)
   size = np.asarray(test_source[0]["image"]).shape[0]
   dets, conv_images_per_s = common.predict_all(make_predict(config, convolutional, size), test_source,
@@ -100,7 +101,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   same = all(np.array_equal(a["classes"], b["classes"]) for a, b in zip(naive_dets, dets))
   metrics = common.score_and_draw(workdir, "sliding_window", test_source, dets, class_names,
                                   config.num_plot_images, size)
-  return {"task": "sliding_window", "dataset": config.dataset, "num_params": models.count_params(state.params),
+  return {"task": "sliding_window", "dataset": config.dataset, "num_params": models.count_params(variables["params"]),
           **metrics, "images_per_s": conv_images_per_s, "naive_images_per_s": naive_images_per_s,
-          "naive_equals_convolutional": bool(same), "final_train_accuracy": train.final_metrics(workdir).get(
-              "train_accuracy", float("nan"))}
+          "naive_equals_convolutional": bool(same),
+          "final_train_accuracy": result.train_metrics.get("train_accuracy", float("nan"))}

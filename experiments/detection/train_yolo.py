@@ -40,6 +40,7 @@ def make_predict(model, anchors: np.ndarray, config: ml_collections.ConfigDict):
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates YOLO as configured; returns mAP@0.5, mAP@0.5:0.95 and images/s."""
+  train_config = train.TrainConfig.from_config(config)
   train_source, test_source, class_names = common.detection_sources(config)
   test_source = common.limited(test_source, config.eval_limit)
   wh = train_wh(train_source)
@@ -51,8 +52,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pad = functools.partial(inputs.pad_objects, max_objects=config.max_objects)
 
   def batches(start_step: int):
-    return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step, transform=pad,
-                            process_index=jax.process_index(), process_count=jax.process_count())
+    return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step, transform=pad)
 
   def loss_fn(raw, batch):
     return yolo_loss(raw, batch["boxes"], batch["classes"], batch["valid"], jnp.asarray(anchors),
@@ -65,25 +65,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   predict = make_predict(model, anchors, config)
 
-  @common.once_per_step
   def evaluate(state):
     variables = jax.device_get(state.variables)
     dets, images_per_s = common.predict_all(lambda b: predict(variables, b["image"]), test_source,
                                             config.eval_batch_size)
     metrics = common.score_and_draw(workdir, "detections", test_source, dets, class_names, config.num_plot_images,
                                     config.image_size)
-    return metrics, images_per_s
+    return {**{f"test_{k}": v for k, v in metrics.items()}, "test_images_per_s": images_per_s}
 
-  state = train.fit(config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn,
-                    eval_fn=lambda s: {f"test_{k}": evaluate(s)[0][k] for k in ("map50", "map50_95")})
-  metrics, images_per_s = evaluate(state)
-  variables = jax.device_get(state.variables)
-  final = train.final_metrics(workdir)
+  result = train.fit(train_config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn,
+                     eval_fn=evaluate, experiment_config=config)
+  variables = jax.device_get(result.state.variables)
   return {
       "task": "yolo", "model": config.model, "dataset": config.dataset,
       "num_params": models.count_params(variables["params"]),
       "anchors": anchors.tolist(), "anchor_mean_iou": anchor_iou,
       **{f"anchor_mean_iou_k{k}": v for k, v in iou_vs_k.items()},
-      **metrics, "images_per_s": images_per_s,
-      **{k: final[k] for k in ("train_time_s", "train_images_per_s") if k in final},
+      **{k.removeprefix("test_"): v for k, v in result.eval_metrics.items()},
+      "train_time_s": result.train_time_s, "train_images_per_s": result.train_images_per_s,
   }

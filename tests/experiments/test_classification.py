@@ -16,6 +16,7 @@ from experiments.configs import catalog, lenet5_digits, resnet_depth, transfer_d
 def small(config, steps=30):
   config.num_steps, config.eval_every, config.checkpoint_every, config.log_every = steps, steps, steps, 10
   config.tensorboard = False
+  config.optimizer.warmup_steps = 0  # the configs' warm-ups are longer than these runs
   return config
 
 

@@ -39,7 +39,7 @@ def test_overrides_parse_into_the_config():
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("model", "resnet9000", r"config.model='resnet9000': expected one of \[.*'lenet5'"),
+    ("model", "resnet9000", r"unknown model name 'resnet9000'; expected one of: .*lenet5"),
     ("dataset", "nosuch", r"unknown dataset name 'nosuch'.*embedded datasets"),
     ("batch_size", -8, r"config.batch_size=-8: expected an integer >= 1"),
 ])
@@ -56,4 +56,4 @@ def test_a_batch_the_devices_do_not_divide_is_named(monkeypatch):
   config = lenet5_digits.get_config()
   config.batch_size = 30
   with pytest.raises(ValueError, match=r"config.batch_size=30: expected a multiple of the device count \(4 devices\)"):
-    train.check_train_config(config)
+    train.check_batch_size(config.batch_size)

@@ -9,6 +9,7 @@ import pytest
 from experiments import detection
 
 TINY = dict(num_steps=2, batch_size=4, eval_batch_size=4, eval_limit=4, log_every=1, eval_every=0,
+            **{"optimizer.warmup_steps": 0},
             checkpoint_every=0, num_plot_images=1)
 CONFIGS = {
     "detection_yolo": dict(model_kwargs=dict(widths=(4, 8), deep=False), max_objects=4),

@@ -20,6 +20,8 @@ REPORTED = ("verification_accuracy", "auc", "val_at_far_1e-3", "recognition_top1
 def _tiny(config, data_dir):
   config.data_dir = str(data_dir)
   config.num_steps = 3
+  config.optimizer.warmup_steps = 0  # within the 3 steps; the small rate keeps them near the config's warm-up
+  config.optimizer.learning_rate = 5e-5
   config.model_kwargs.widths = (4, 8)
   config.embedding_dim = 8
   config.p, config.k, config.batch_size = 4, 2, 8

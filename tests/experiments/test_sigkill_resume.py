@@ -20,7 +20,7 @@ from cnnjax import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 STEPS = 80
-FIT = ["--config.checkpoint_every=5", "--config.eval_every=0", "--config.log_every=5", f"--config.num_steps={STEPS}"]
+FIT = ["--config.checkpoint_every=5", "--config.optimizer.warmup_steps=0", "--config.eval_every=0", "--config.log_every=5", f"--config.num_steps={STEPS}"]
 EXPERIMENTS = {
     "classification": ["--config.batch_size=16", "--config.tensorboard=False", *FIT],
     "detection": ["--config.batch_size=4", "--config.eval_limit=4", "--config.model_kwargs.widths=(4, 8)",

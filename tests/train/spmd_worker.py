@@ -25,13 +25,12 @@ def main(out: str, workdir: str) -> None:
       seed=0, num_steps=20, batch_size=16, log_every=1, checkpoint_every=0, keep_checkpoints=1, tensorboard=False,
       optimizer=dict(name="momentum", learning_rate=0.05, schedule="constant"),
   ))
-  process = dict(process_index=jax.process_index(), process_count=jax.process_count())
   state = train.fit(
       config, workdir, model=models.create("lenet5", num_classes=10),
       loss_fn=classify.cross_entropy_loss(10),
-      batches=lambda start: pipeline.batches(data, 16, seed=0, start_step=start, **process),
+      batches=lambda start: pipeline.batches(data, 16, seed=0, start_step=start),
       augment_fn=classify.make_augment_fn(np.float32(0.5), np.float32(0.25)),
-  )
+  ).state
   params = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
   losses = [r["train_loss"] for r in train.read_metrics(workdir) if "train_loss" in r]
   np.savez(out, losses=np.array(losses), **params)

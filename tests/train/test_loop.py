@@ -67,13 +67,17 @@ def test_the_train_step_compiles_once_and_writes_its_outputs(tmp_path):
     traces.append(1)
     return xent(outputs, batch)
 
-  state = fit(tmp_path, loss_fn=counted)
+  result = fit(tmp_path, loss_fn=counted)
   assert len(traces) == 1, "the train step was traced more than once"
-  assert int(state.step) == 12
+  assert int(result.state.step) == 12
   rows = train.read_metrics(str(tmp_path))
   assert [r["step"] for r in rows if "train_loss" in r] == [2, 4, 6, 8, 10, 12]
   assert [r["step"] for r in rows if "eval_accuracy" in r] == [6, 12]
-  assert {"train_time_s", "train_images_per_s"} <= set(train.final_metrics(str(tmp_path)))
+  last = {k: v for r in rows if r["step"] == 12 for k, v in r.items()}
+  assert result.eval_metrics == {"eval_accuracy": last["eval_accuracy"]}
+  assert result.train_metrics["train_loss"] == pytest.approx(last["train_loss"])
+  assert result.train_time_s == pytest.approx(last["train_time_s"]) and result.train_images_per_s > 0
+  assert result.summary()["eval_accuracy"] == last["eval_accuracy"]
   assert json.load(open(tmp_path / "config.json"))["num_steps"] == 12
   assert os.path.exists(tmp_path / "plots" / "curves.png")
   assert os.listdir(tmp_path / "tensorboard")
@@ -96,9 +100,9 @@ def test_a_crashed_run_resumes_to_the_same_parameters(tmp_path):
   with pytest.raises(Crash):
     fit(tmp_path / "crashed", batches=crash_at_step_7)
   assert sorted(os.listdir(tmp_path / "crashed" / "checkpoints")) == ["4"]
-  resumed = fit(tmp_path / "crashed")
-  jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
-  jax.tree.map(np.testing.assert_array_equal, resumed.batch_stats, reference.batch_stats)
+  resumed = fit(tmp_path / "crashed").state
+  jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.state.params)
+  jax.tree.map(np.testing.assert_array_equal, resumed.batch_stats, reference.state.batch_stats)
   steps = [r["step"] for r in train.read_metrics(str(tmp_path / "crashed")) if "train_loss" in r]
   assert steps == [2, 4, 6, 8, 10, 12], "rows logged after the checkpoint must not repeat"
 
@@ -129,14 +133,14 @@ def test_a_failing_final_evaluation_keeps_the_final_checkpoint(tmp_path):
 
 
 def test_skip_nonfinite_keeps_training(tmp_path):
-  state = fit(tmp_path, cfg=config(skip_nonfinite=True), batches=with_nan_at(5))
+  state = fit(tmp_path, cfg=config(skip_nonfinite=True), batches=with_nan_at(5)).state
   assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(state.params))
   skipped = [r["train_skipped"] for r in train.read_metrics(str(tmp_path)) if "train_skipped" in r]
   assert sum(skipped) == pytest.approx(0.5)  # one skipped step in the 2-step window
 
 
 def test_fine_tuning_a_frozen_trunk_leaves_it_bit_identical(tmp_path):
-  pretrained = fit(tmp_path / "pretrain", cfg=config(num_steps=4))
+  pretrained = fit(tmp_path / "pretrain", cfg=config(num_steps=4)).state
   loaded = train.load_variables(str(tmp_path / "pretrain"))
   fresh = TinyNet().init(jax.random.PRNGKey(1), jnp.zeros((1, 6, 6, 1)))
   variables, reinitialised = transfer.merge_pretrained(fresh, loaded, reinit=[r"^params/head/"])
@@ -144,7 +148,7 @@ def test_fine_tuning_a_frozen_trunk_leaves_it_bit_identical(tmp_path):
   labels = transfer.trainable_labels(variables["params"], freeze_stages=2)  # conv, bn
   assert labels["conv"]["kernel"] == "frozen" and labels["head"]["kernel"] == "trainable"
   tx = transfer.freeze_optimizer(optax.sgd(0.1), labels)
-  tuned = fit(tmp_path / "finetune", cfg=config(num_steps=6), init_variables=variables, tx=tx)
+  tuned = fit(tmp_path / "finetune", cfg=config(num_steps=6), init_variables=variables, tx=tx).state
   for name in ("conv", "bn"):
     jax.tree.map(np.testing.assert_array_equal, tuned.params[name], pretrained.params[name])
   assert not np.array_equal(tuned.params["head"]["kernel"], variables["params"]["head"]["kernel"])
@@ -175,6 +179,9 @@ def test_head_inputs_are_the_trunk_features():
     ("dtype", "float8", "one of"),
     ("optimizer.learning_rate", -1.0, "a positive number"),
     ("optimizer.name", "adagrad", "one of"),
+    ("optimizer.warmup_steps", -1, "an integer >= 0"),
+    ("optimizer.warmup_steps", 12, "fewer steps than the run's num_steps=12"),
+    ("optimizer.nesterov", True, "one of the optimizer's fields"),
 ])
 def test_bad_config_fields_fail_before_any_compute(tmp_path, field, value, expected):
   cfg = config(dtype="float32")
@@ -182,3 +189,20 @@ def test_bad_config_fields_fail_before_any_compute(tmp_path, field, value, expec
   with pytest.raises(ValueError, match=rf"config\.{field}={value!r}: expected {expected}"):
     train.fit(cfg, str(tmp_path), model=TinyNet(), loss_fn=xent, batches=None)
   assert not os.path.exists(tmp_path / "config.json")
+
+
+def test_a_finished_run_resumed_trains_nothing_and_evaluates_once(tmp_path):
+  first = fit(tmp_path)
+  again = fit(tmp_path)
+  assert int(again.state.step) == 12 and again.train_time_s == 0.0
+  assert again.eval_metrics == first.eval_metrics
+
+
+def test_a_typed_config_built_with_keywords_trains_like_its_configdict(tmp_path):
+  typed = train.TrainConfig(num_steps=12, batch_size=8, log_every=2, eval_every=6, checkpoint_every=4,
+                            keep_checkpoints=5, optimizer=dict(name="momentum", learning_rate=0.05))
+  assert typed == train.TrainConfig.from_config(config())
+  from_keywords = fit(tmp_path / "typed", cfg=typed).state
+  from_dict = fit(tmp_path / "dict").state
+  jax.tree.map(np.testing.assert_array_equal, from_keywords.params, from_dict.params)
+  assert json.load(open(tmp_path / "typed" / "config.json"))["optimizer"]["learning_rate"] == 0.05
