@@ -151,10 +151,9 @@ def markdown(results: dict) -> str:
 
 def plot(results: dict, path: str) -> str:
   """Train images/s against devices, ratios to torch, and NMS latency against boxes."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+  fig = Figure(figsize=(15, 4))
+  axes = fig.subplots(1, 3)
   groups = {}
   for r in results["classifiers"]:
     groups.setdefault(f"{r['model']} b{r['batch_size']} {r['dtype']}", []).append(r)
@@ -183,7 +182,6 @@ def plot(results: dict, path: str) -> str:
   fig.tight_layout()
   os.makedirs(os.path.dirname(path), exist_ok=True)
   fig.savefig(path, dpi=100)
-  plt.close(fig)
   return path
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from cnnjax import models, train, transfer
-from cnnjax.data import pipeline, sources, views
+from cnnjax.data import pipeline, prepare, sources, views
 from cnnjax.train import classify, parallel
 from experiments import cli
 
@@ -39,14 +39,14 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model = models.create(config.model, num_classes=num_classes, dtype=dtype, **config.model_kwargs)
   train_source, eval_source = load_split(config, config.train_split), load_split(config, config.eval_split)
   transform = views.resize_images(config.image_size) if config.image_size else None
-  mean, std = classify.channel_stats(train_source if transform is None else [transform(r) for r in train_source])
+  mean, std = prepare.channel_stats(train_source if transform is None else [transform(r) for r in train_source])
   mesh = parallel.data_mesh()
 
   def batches(start_step: int):
     return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step,
                             transform=transform)
 
-  preprocess = classify.make_preprocess(mean, std, dtype)
+  preprocess = prepare.make_preprocess(mean, std, dtype)
   init_variables, tx = _transfer(config, train_config, model, next(batches(0))["image"])
   inputs = dict(
       model=model,
@@ -56,7 +56,7 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
           mesh,
           preprocess,
       ),
-      augment_fn=classify.make_augment_fn(mean, std, config.augment, dtype),
+      augment_fn=prepare.make_augment_fn(mean, std, config.augment, dtype),
       init_variables=init_variables,
       tx=tx,
   )

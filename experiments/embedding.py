@@ -18,9 +18,9 @@ import ml_collections
 import numpy as np
 
 from cnnjax import embedding, models, train
-from cnnjax.data import pipeline, sources, views
+from cnnjax.data import pipeline, prepare, sources, views
 from cnnjax.models.embedding import PairHead
-from cnnjax.train import classify, parallel
+from cnnjax.train import parallel
 from cnnjax.train.step import make_eval_step
 from cnnjax.viz import embeddings as viz
 from experiments import cli
@@ -99,9 +99,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   sampler = embedding.PKSampler(train_labels, config.p, config.k, seed=config.seed)
   dtype = jnp.dtype(config.dtype)
   model = models.create(config.model, num_classes=config.embedding_dim, dtype=dtype, **config.model_kwargs)
-  mean, std = classify.image_channel_stats(train_images)
+  mean, std = prepare.image_channel_stats(train_images)
   mesh = parallel.data_mesh()
-  embed = make_embedder(model, classify.make_preprocess(mean, std, dtype), mesh, config.eval_batch_size)
+  embed = make_embedder(model, prepare.make_preprocess(mean, std, dtype), mesh, config.eval_batch_size)
   pairs = {part: evaluation_pairs(config, part, data[part][1], data[part][2]) for part in ("val", "test")}
 
   def evaluate(state) -> dict[str, float]:
@@ -120,7 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       train_config, workdir, model=model, experiment_config=config,
       loss_fn=embedding.make_loss_fn(config.loss.name, margin=config.loss.margin, squared=config.loss.squared,
                                      balanced=config.loss.balanced),
-      batches=batches, eval_fn=evaluate, augment_fn=classify.make_augment_fn(mean, std, config.augment, dtype))
+      batches=batches, eval_fn=evaluate, augment_fn=prepare.make_augment_fn(mean, std, config.augment, dtype))
   state = result.state
   results = {"dataset": config.dataset, "loss": config.loss.name, "num_steps": config.num_steps,
              **report(config, workdir, state, {p: (embed(state, data[p][0]), data[p][1]) for p in ("val", "test")},

@@ -4,12 +4,12 @@ import os
 from typing import Mapping, Sequence
 
 import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-_COLOURS = plt.get_cmap("tab10").colors
+# Bare Figures need no pyplot backend: the library never chooses one, so notebooks keep theirs.
+_COLOURS = matplotlib.colormaps["tab10"].colors
 
 
 def _draw(ax, image: np.ndarray, detections: Mapping | None, ground_truth: Mapping | None,
@@ -20,7 +20,7 @@ def _draw(ax, image: np.ndarray, detections: Mapping | None, ground_truth: Mappi
   if ground_truth is not None:
     for box in np.asarray(ground_truth["boxes"]).reshape(-1, 4):
       x1, y1, x2, y2 = box * np.array([w, h, w, h])
-      ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="white", ls="--", lw=1))
+      ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="white", ls="--", lw=1))
   if detections is not None:
     scores = np.asarray(detections["scores"]).reshape(-1)
     valid = np.asarray(detections.get("valid", np.ones_like(scores, bool))).reshape(-1)
@@ -30,7 +30,7 @@ def _draw(ax, image: np.ndarray, detections: Mapping | None, ground_truth: Mappi
         continue
       x1, y1, x2, y2 = box * np.array([w, h, w, h])
       colour = _COLOURS[int(cls) % len(_COLOURS)]
-      ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=1.5))
+      ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=1.5))
       name = class_names[int(cls)] if 0 <= int(cls) < len(class_names) else str(int(cls))
       ax.text(x1, y1, f"{name} {score:.2f}", color="white", fontsize=6, va="bottom",
               bbox=dict(facecolor=colour, alpha=0.7, pad=0.5, lw=0))
@@ -54,7 +54,8 @@ def save_detections(path: str, images: Sequence[np.ndarray], detections: Sequenc
     raise ValueError("images is empty: nothing to draw")
   cols = min(columns, n)
   rows = -(-n // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.5 * rows), squeeze=False)
+  fig = Figure(figsize=(2.5 * cols, 2.5 * rows))
+  axes = fig.subplots(rows, cols, squeeze=False)
   for i, ax in enumerate(axes.flat):
     if i < n:
       _draw(ax, np.asarray(images[i]), detections[i] if detections is not None else None,
@@ -64,14 +65,14 @@ def save_detections(path: str, images: Sequence[np.ndarray], detections: Sequenc
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=120)
-  plt.close(fig)
   return path
 
 
 def plot_iou_vs_k(path: str, mean_iou: Mapping[int, float]) -> str:
   """Mean best-anchor IoU against the number of anchors k (the YOLOv2 elbow plot); writes a PNG."""
   ks = sorted(mean_iou)
-  fig, ax = plt.subplots(figsize=(4, 3))
+  fig = Figure(figsize=(4, 3))
+  ax = fig.subplots()
   ax.plot(ks, [mean_iou[k] for k in ks], "o-")
   ax.set_xlabel("number of anchors k")
   ax.set_ylabel("mean IoU with best anchor")
@@ -79,5 +80,4 @@ def plot_iou_vs_k(path: str, mean_iou: Mapping[int, float]) -> str:
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=120)
-  plt.close(fig)
   return path

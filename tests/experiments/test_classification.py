@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnnjax import models, train, transfer
-from cnnjax.train import classify
+from cnnjax.data import prepare
 from experiments import classification
 from experiments.configs import catalog, lenet5_digits, resnet_depth, transfer_digits
 
@@ -51,8 +51,8 @@ def test_transfer_variants_run_in_order_and_compare(tmp_path):
   head = train.load_variables(str(tmp_path / "cached"))["params"]
   full = transfer.splice_head({"params": pretrained}, head, "fc3")
   model = models.create("lenet5", num_classes=5)
-  mean, std = classify.channel_stats(classification.load_split(variant, "train"))
-  images = classify.make_preprocess(mean, std)({"image": np.stack([r["image"] for r in source])})["image"]
+  mean, std = prepare.channel_stats(classification.load_split(variant, "train"))
+  images = prepare.make_preprocess(mean, std)({"image": np.stack([r["image"] for r in source])})["image"]
   labels = np.array([r["label"] for r in source])
   accuracy = np.mean(np.argmax(model.apply(full, images), -1) == labels)
   assert accuracy == pytest.approx(results["cached"]["test_accuracy"], abs=1e-6)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from cnnjax import models, train
-from cnnjax.data import pipeline
+from cnnjax.data import pipeline, prepare
 from cnnjax.train import classify
 
 import jax  # noqa: E402  (after cnnjax, which must not initialise the backend before `distributed`)
@@ -29,7 +29,7 @@ def main(out: str, workdir: str) -> None:
       config, workdir, model=models.create("lenet5", num_classes=10),
       loss_fn=classify.cross_entropy_loss(10),
       batches=lambda start: pipeline.batches(data, 16, seed=0, start_step=start),
-      augment_fn=classify.make_augment_fn(np.float32(0.5), np.float32(0.25)),
+      augment_fn=prepare.make_augment_fn(np.float32(0.5), np.float32(0.25)),
   ).state
   params = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
   losses = [r["train_loss"] for r in train.read_metrics(workdir) if "train_loss" in r]
