@@ -1,4 +1,5 @@
-"""Views of a source: a subset of its classes (relabelled), and images resized on the host."""
+"""Views of a random-access source: a subset of its classes (relabelled), its first records, its records mapped
+through a function, and images resized on the host."""
 
 from typing import Any, Callable, Sequence
 
@@ -58,3 +59,38 @@ def resize_images(size: int | Sequence[int], key: str = "image") -> Callable[[Re
     return {**record, key: resized}
 
   return transform
+
+
+class MappedSource(Sequence):
+  """A random-access source whose records pass through `fn` when read."""
+
+  def __init__(self, source: Sequence[Record], fn: Callable[[Record], Record]):
+    self._source, self._fn = source, fn
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, i: int) -> Record:
+    return self._fn(self._source[int(i)])
+
+
+def limited(source: Sequence[Record], limit: int) -> Sequence[Record]:
+  """The first `limit` records of a source (all of it when `limit` is 0 or covers it)."""
+  if not limit or limit >= len(source):
+    return source
+  return _Prefix(source, limit)
+
+
+class _Prefix(Sequence):
+  """The first n records of a source."""
+
+  def __init__(self, source: Sequence[Record], n: int):
+    self._source, self._n = source, n
+
+  def __len__(self) -> int:
+    return self._n
+
+  def __getitem__(self, i: int) -> Record:
+    if not 0 <= i < self._n:
+      raise IndexError(i)
+    return self._source[i]

@@ -4,7 +4,7 @@ The embedded `shapes` dataset is already in that layout (unpadded); TFDS `voc`
 records are mapped to it (resized image, boxes from `[ymin, xmin, ymax, xmax]`).
 """
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -38,19 +38,6 @@ def voc_record(record: Record, image_size: int) -> Record:
   bbox = np.asarray(record["objects"]["bbox"], np.float32).reshape(-1, 4)
   return {"image": image, "boxes": bbox[:, [1, 0, 3, 2]],
           "classes": np.asarray(record["objects"]["label"], np.int64).reshape(-1)}
-
-
-class MappedSource(Sequence):
-  """A random-access source whose records pass through `fn` when read."""
-
-  def __init__(self, source: Sequence[Record], fn: Callable[[Record], Record]):
-    self._source, self._fn = source, fn
-
-  def __len__(self) -> int:
-    return len(self._source)
-
-  def __getitem__(self, i: int) -> Record:
-    return self._fn(self._source[int(i)])
 
 
 def ground_truth(source: Sequence[Record], limit: int = 0) -> list[dict]:

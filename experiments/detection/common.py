@@ -4,11 +4,10 @@ import os
 import time
 from typing import Callable, Sequence
 
-import jax
 import ml_collections
 import numpy as np
 
-from cnnjax.data import pipeline, sources
+from cnnjax.data import pipeline, sources, views
 from cnnjax.data.builders import shapes
 from cnnjax.detection import inputs
 from cnnjax.detection.evaluate import evaluate_detections
@@ -24,30 +23,8 @@ def detection_sources(config: ml_collections.ConfigDict) -> tuple[Sequence, Sequ
     return train, test, shapes.CLASS_NAMES
   if config.dataset.split("/")[0] == "voc":
     fn = lambda r: inputs.voc_record(r, config.image_size)
-    return inputs.MappedSource(train, fn), inputs.MappedSource(test, fn), inputs.VOC_CLASS_NAMES
+    return views.MappedSource(train, fn), views.MappedSource(test, fn), inputs.VOC_CLASS_NAMES
   raise ValueError(f"config.dataset must be 'shapes' or a 'voc' config, got {config.dataset!r}")
-
-
-def limited(source: Sequence, limit: int) -> Sequence:
-  """The first `limit` records of a source (all when 0)."""
-  if not limit or limit >= len(source):
-    return source
-  return _Prefix(source, limit)
-
-
-class _Prefix(Sequence):
-  """The first n records of a source."""
-
-  def __init__(self, source, n):
-    self._source, self._n = source, n
-
-  def __len__(self):
-    return self._n
-
-  def __getitem__(self, i):
-    if not 0 <= i < self._n:
-      raise IndexError(i)
-    return self._source[i]
 
 
 def image_only(record: dict) -> dict:

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 
 from cnnjax import models, train
-from cnnjax.data import pipeline, sources
+from cnnjax.data import pipeline, sources, views
 from cnnjax.data.builders import shapes_single
 from cnnjax.detection import inputs
 from cnnjax.detection.boxes import box_convert, box_iou
@@ -50,7 +50,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_config = train.TrainConfig.from_config(config)
   data_dir = config.data_dir or None
   train_source = sources.load(config.dataset, config.train_split, data_dir=data_dir)
-  test_source = common.limited(sources.load(config.dataset, config.test_split, data_dir=data_dir),
+  test_source = views.limited(sources.load(config.dataset, config.test_split, data_dir=data_dir),
                                config.eval_limit)
   with_landmarks = config.task == "landmarks"
   num_classes = len(shapes_single.CLASS_NAMES)

@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 
 from cnnjax import models, train
-from cnnjax.data import pipeline
+from cnnjax.data import pipeline, views
 from cnnjax.detection import inputs, rcnn
 from cnnjax.detection.proposals import pad_proposals, selective_search
 from experiments.detection import common
@@ -69,8 +69,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains R-CNN or Fast R-CNN (by `config.task`) and evaluates it with the YOLO metrics."""
   train_config = train.TrainConfig.from_config(config)
   train_source, test_source, class_names = common.detection_sources(config)
-  train_records, _ = proposal_records(common.limited(train_source, config.rcnn_train_images), config, training=True)
-  test_source = common.limited(test_source, config.eval_limit)
+  train_records, _ = proposal_records(views.limited(train_source, config.rcnn_train_images), config, training=True)
+  test_source = views.limited(test_source, config.eval_limit)
   test_records, proposals_per_s = proposal_records(test_source, config, training=False)
   kw = dict(num_classes=len(class_names), widths=tuple(config.rcnn_widths), hidden=config.rcnn_hidden,
             dtype=jnp.dtype(config.dtype))

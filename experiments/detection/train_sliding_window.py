@@ -9,7 +9,7 @@ import numpy as np
 import optax
 
 from cnnjax import models, train
-from cnnjax.data import pipeline
+from cnnjax.data import pipeline, views
 from cnnjax.detection import inputs, sliding_window as sw
 from cnnjax.detection.boxes import select_detections
 from experiments.detection import common
@@ -73,7 +73,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains the window classifier on crops, then compares the naive and convolutional detectors."""
   train_config = train.TrainConfig.from_config(config)
   train_source, test_source, class_names = common.detection_sources(config)
-  test_source = common.limited(test_source, config.eval_limit)
+  test_source = views.limited(test_source, config.eval_limit)
   crops = sw.make_window_crops(train_source, config.window, config.num_crops, seed=config.seed)
   model = window_model(config, len(class_names))
 
@@ -95,7 +95,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   size = np.asarray(test_source[0]["image"]).shape[0]
   dets, conv_images_per_s = common.predict_all(make_predict(config, convolutional, size), test_source,
                                                config.eval_batch_size)
-  naive_source = common.limited(test_source, config.naive_eval_limit)
+  naive_source = views.limited(test_source, config.naive_eval_limit)
   naive_dets, naive_images_per_s = common.predict_all(make_predict(config, naive, size), naive_source,
                                                       config.eval_batch_size)
   same = all(np.array_equal(a["classes"], b["classes"]) for a, b in zip(naive_dets, dets))

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 
 from cnnjax import models, train
-from cnnjax.data import pipeline
+from cnnjax.data import pipeline, views
 from cnnjax.detection import inputs
 from cnnjax.detection.anchors import kmeans_anchors, mean_iou_vs_k
 from cnnjax.detection.decode import detect_batch
@@ -42,7 +42,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates YOLO as configured; returns mAP@0.5, mAP@0.5:0.95 and images/s."""
   train_config = train.TrainConfig.from_config(config)
   train_source, test_source, class_names = common.detection_sources(config)
-  test_source = common.limited(test_source, config.eval_limit)
+  test_source = views.limited(test_source, config.eval_limit)
   wh = train_wh(train_source)
   anchors, anchor_iou = kmeans_anchors(wh, config.num_anchors, seed=config.seed)
   iou_vs_k = mean_iou_vs_k(wh, range(1, config.num_anchors + 3), seed=config.seed)
