@@ -20,7 +20,7 @@ from absl import logging
 import numpy as np
 
 from cnnjax.style import content_cost
-from cnnjax.style.features import resolve_weights, vgg_features
+from cnnjax.style.extractor import resolve_weights, vgg_features
 from cnnjax.style.images import load_image, save_image
 from cnnjax.style.transfer import State, stylize
 from cnnjax.train.metrics import MetricWriter, read_metrics, write_config, write_results

@@ -23,7 +23,7 @@ def register(name: str) -> Callable:
 
 def list_models() -> list[str]:
   """Sorted names of every registered model."""
-  _import_zoo()
+  _register_zoo()
   return sorted(_REGISTRY)
 
 
@@ -34,7 +34,7 @@ def create(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
     ValueError: unknown `name` (the message lists the known ones) or
       `num_classes` that is not a positive integer.
   """
-  _import_zoo()
+  _register_zoo()
   if name not in _REGISTRY:
     raise ValueError(f"unknown model name {name!r}; expected one of: {', '.join(sorted(_REGISTRY))}")
   if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
@@ -47,6 +47,6 @@ def count_params(params: Any) -> int:
   return int(sum(np.prod(leaf.shape, dtype=np.int64) for leaf in jax.tree_util.tree_leaves(params)))
 
 
-def _import_zoo() -> None:
+def _register_zoo() -> None:
   # Importing the package runs every module's @register.
   import cnnjax.models  # noqa: F401

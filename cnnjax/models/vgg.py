@@ -1,4 +1,4 @@
-"""VGG (Simonyan & Zisserman 2014) with named feature taps for style transfer."""
+"""VGG (Simonyan & Zisserman 2014), its ReLU and pool outputs sown by name (style transfer reads them)."""
 
 import functools
 from typing import Any, Sequence
@@ -29,58 +29,41 @@ class VGG(nn.Module):
 
   fc6 takes the NHWC flatten of the last pool (7x7x512 = 25088 inputs at
   224x224), so its size follows the input size. With `batch_norm` each conv
-  (which keeps its bias, as in torchvision) is followed by `bn{b}_{i}`.
+  (which keeps its bias, as in torchvision) is followed by `bn{b}_{i}`. Each
+  ReLU and pool output is sown as `relu{b}_{i}` / `pool{b}` (read them, and the
+  convs' pre-activations, with `cnnjax.models.intermediates`). With
+  `features_only`, returns the last pool and has no classifier (a trunk, e.g.
+  for style transfer).
   """
   stage_sizes: Sequence[int]
   num_classes: int = 1000
+  widths: Sequence[int] = _WIDTHS  # per block
+  hidden: int = 4096  # width of fc6 and fc7
   pool: str = "max"  # 'max' | 'avg' (Gatys et al. use average pooling)
   batch_norm: bool = False
   dropout_rate: float = 0.5
+  features_only: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, train: bool = False,
-               taps: Sequence[str] | None = None) -> jnp.ndarray | dict[str, jnp.ndarray]:
-    """Logits, or with `taps` a dict of the named activations (conv taps are pre-BN/ReLU).
-
-    With `taps` only the layers up to the deepest requested one run and the
-    classifier is skipped.
-    """
+  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     check_choice("pool", self.pool, tuple(_POOLS))
     check_input(x, rank=4, channels=expected_channels(self, "conv1_1"),
                 min_size=2 ** len(self.stage_sizes))
-    order = tap_names(self.stage_sizes)
-    if taps is not None:
-      taps = [taps] if isinstance(taps, str) else list(taps)
-      unknown = [t for t in taps if t not in order]
-      if unknown or not taps:
-        raise ValueError(f"taps must be a non-empty list of names among {order}, got {taps!r}")
-      last = max(order.index(t) for t in taps)
-    out = {}
-
-    def emit(name: str, value: jnp.ndarray) -> bool:
-      """Records a requested tap; True once the deepest one is reached."""
-      if taps is not None and name in taps:
-        out[name] = value
-      return taps is not None and order.index(name) == last
-
     for b, n in enumerate(self.stage_sizes, start=1):
       for i in range(1, n + 1):
-        x = Conv(_WIDTHS[b - 1], (3, 3), padding="SAME", dtype=self.dtype,
-                 name=f"conv{b}_{i}")(x)
-        if emit(f"conv{b}_{i}", x):
-          return out
+        x = Conv(self.widths[b - 1], (3, 3), padding="SAME", dtype=self.dtype, name=f"conv{b}_{i}")(x)
         if self.batch_norm:
           x = BatchNorm(use_running_average=not train, dtype=self.dtype, name=f"bn{b}_{i}")(x)
         x = nn.relu(x)
-        if emit(f"relu{b}_{i}", x):
-          return out
+        self.sow("intermediates", f"relu{b}_{i}", x)
       x = _POOLS[self.pool](x, (2, 2), strides=(2, 2))
-      if emit(f"pool{b}", x):
-        return out
+      self.sow("intermediates", f"pool{b}", x)
+    if self.features_only:
+      return x
     x = x.reshape(x.shape[0], -1)
     for name in ("fc6", "fc7"):
-      x = nn.relu(nn.Dense(4096, dtype=self.dtype, name=name)(x))
+      x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(x))
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc8")(x)
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnnjax.ops._args import Padding, check_fits, is_int, resolve_padding, spatial_tuple
+from cnnjax.ops.arguments import Padding, check_fits, is_int, resolve_padding, spatial_tuple
 
 _SPATIAL_DIMS = {1: "W", 2: "HW", 3: "DHW"}
 

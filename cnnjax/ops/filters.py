@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnjax.ops._args import Padding
+from cnnjax.ops.arguments import Padding
 from cnnjax.ops.conv import conv
 
 # Vertical-edge orientation: columns weigh left minus right, so a light-to-dark step

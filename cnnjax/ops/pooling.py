@@ -30,7 +30,7 @@ from jax import lax
 import numpy as np
 
 from cnnjax.ops import kernels
-from cnnjax.ops._args import Padding, check_fits, resolve_padding, spatial_tuple
+from cnnjax.ops.arguments import Padding, check_fits, resolve_padding, spatial_tuple
 
 # Above this many elements per window the slice fold's backward pass (one scatter per
 # slice) loses to reshape / reduce_window (7x7 global pool: 14 ms vs 0.9 ms).

@@ -2,7 +2,7 @@
 
 from cnnjax.style.costs import (content_cost, gram_cost, gram_matrix, style_cost, style_cost_from_grams,
                                 style_layer_cost, total_cost, total_variation)
-from cnnjax.style.features import init_vgg_params, layer_names, preprocess, resolve_weights, vgg_features
+from cnnjax.style.extractor import init_vgg_params, layer_names, preprocess, resolve_weights, vgg_features
 from cnnjax.style.images import load_image, save_image
 from cnnjax.style.transfer import preserve_color, restore_color, stylize
 

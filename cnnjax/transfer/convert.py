@@ -5,7 +5,7 @@
   or `.safetensors` (`safetensors.numpy`, no torch needed);
 - Keras 2 `.h5` VGG16/VGG19 files (layers `block{b}_conv{i}`, `fc1`, `fc2`,
   `predictions`); these expect Caffe preprocessing (BGR, 0..255, mean subtracted),
-  which `cnnjax.style.features.vgg_features(..., preprocessing='caffe')` applies.
+  which `cnnjax.style.extractor.vgg_features(..., preprocessing='caffe')` applies.
 
 The output is the `cnnjax.models.vgg.VGG` layout: `conv{b}_{i}` (kernel HWIO, bias),
 `fc6`/`fc7`/`fc8` (kernel `(in, out)`, fc6's input in NHWC flatten order). The

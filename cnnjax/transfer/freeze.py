@@ -1,9 +1,8 @@
-"""Transfer learning: pretrained parameters under a new head, frozen layers, head-only training on cached features."""
+"""Transfer learning: pretrained parameters under a new head, and frozen layers."""
 
 import re
 from typing import Any, Sequence
 
-import flax.linen as nn
 import jax
 import numpy as np
 import optax
@@ -77,19 +76,3 @@ def trainable_labels(params: dict, *, freeze: Sequence[str] = (), freeze_stages:
 def freeze_optimizer(tx: optax.GradientTransformation, labels: dict) -> optax.GradientTransformation:
   """`tx` for the trainable parameters; frozen ones get zero updates (and no optimizer state)."""
   return optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()}, labels)
-
-
-def head_inputs(model: nn.Module, variables: dict, images: jax.Array, head: str) -> jax.Array:
-  """The input of submodule `head` (e.g. `'fc3'`) for `images`: the frozen trunk's features."""
-  captured = {}
-
-  def capture(next_fun, args, kwargs, context):
-    if context.module.name == head and context.method_name == "__call__" and context.module.parent is not None:
-      captured.setdefault("x", args[0])
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(capture):
-    model.apply(variables, images, train=False)
-  if "x" not in captured:
-    raise ValueError(f"the model has no submodule named {head!r}")
-  return captured["x"]

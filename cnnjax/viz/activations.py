@@ -17,7 +17,8 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
-from cnnjax.viz.filters import plot_filters
+from cnnjax.models.intermediates import intermediates
+from cnnjax.viz.filter_plots import plot_filters
 
 
 class ReceptiveField(NamedTuple):
@@ -116,29 +117,10 @@ def top_activating_patches(features_fn: Callable[[np.ndarray], Mapping[str, Any]
 
 def model_features_fn(model: nn.Module, variables: Mapping, layers: Sequence[str],
                       preprocess: Callable | None = None) -> Callable[[np.ndarray], dict]:
-  """`images -> {layer: activation}` from flax `capture_intermediates` (module outputs, by path 'a/b')."""
-  wanted = set(layers)
-
-  @jax.jit
-  def fn(images):
-    x = images if preprocess is None else preprocess(images)
-    _, state = model.apply(variables, x, train=False, mutable=["intermediates"],
-                           capture_intermediates=lambda m, method: method == "__call__" and
-                           "/".join(m.path) in wanted)
-    out = {}
-    for path, value in jax.tree_util.tree_flatten_with_path(state["intermediates"])[0]:
-      keys = [str(getattr(p, "key", p)) for p in path]
-      out["/".join(keys[:keys.index("__call__")])] = value
-    return out
-
-  def call(images):
-    out = fn(images)
-    missing = wanted - set(out)
-    if missing:
-      raise ValueError(f"layers {sorted(missing)}: no such submodule output; captured {sorted(out)}")
-    return out
-
-  return call
+  """`images -> {layer: activation}`, jitted (`cnnjax.models.intermediates` names: submodule paths 'a/b')."""
+  layers = list(layers)
+  return jax.jit(lambda images: intermediates(model, variables, images if preprocess is None else preprocess(images),
+                                              layers))
 
 
 def what_units_see(model: nn.Module, variables: Mapping, source: Sequence[Mapping], fields: Mapping[str, ReceptiveField],

@@ -201,7 +201,7 @@ class ClassifierSteps:
 
 
 def vgg_features(params: Mapping, image_hwc: torch.Tensor, taps) -> dict[str, torch.Tensor]:
-  """cnnjax.style.features.vgg_features (torch preprocessing, average pooling) for one `[H, W, 3]` image."""
+  """cnnjax.style.extractor.vgg_features (torch preprocessing, average pooling) for one `[H, W, 3]` image."""
   mean, std = (torch.tensor(v, device=image_hwc.device) for v in (TORCH_MEAN, TORCH_STD))
   x = ((image_hwc - mean) / std).permute(2, 0, 1)[None]
   names = sorted(params, key=lambda k: tuple(int(i) for i in k[4:].split("_")))

@@ -24,7 +24,7 @@ from experiments.bench.timing import peak_memory, reset_peak_memory
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.detection.boxes import nms
 from cnnjax.ops import kernels
-from cnnjax.style.features import WIDTHS, init_vgg_params, vgg_features
+from cnnjax.style.extractor import WIDTHS, init_vgg_params, vgg_features
 from cnnjax.style.transfer import compiled_functions
 from cnnjax.train import parallel
 from cnnjax.train.classify import cross_entropy_loss

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from cnnjax import models
+from cnnjax.models.intermediates import intermediates
 
 
 def init_shapes(model, shape, **kwargs):
@@ -45,8 +46,9 @@ def test_channel_count_checked_against_parameters(name, shape):
 
 def test_vgg_unknown_tap_lists_valid_ones():
   model = models.create("vgg11", num_classes=10)
-  with pytest.raises(ValueError, match=r"taps.*'conv1_1', 'relu1_1', 'pool1'.*got \['relu1_2'\]"):
-    init_shapes(model, (1, 32, 32, 3), taps=["relu1_2"])  # VGG-11 has one conv in block 1
+  variables = init_shapes(model, (1, 32, 32, 3))
+  with pytest.raises(ValueError, match=r"no activation named \['relu1_2'\]; this model has \[.*'conv1_1'.*'relu1_1'"):
+    jax.eval_shape(lambda v: intermediates(model, v, jnp.zeros((1, 32, 32, 3)), ["relu1_2"]), variables)
 
 
 @pytest.mark.parametrize("name,kwargs,match", [

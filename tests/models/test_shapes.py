@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from cnnjax import models
+from cnnjax.models.intermediates import intermediates
 from cnnjax.models.vgg import tap_names
 
 # Smallest convenient input per model family (eval_shape never compiles, so size is cheap).
@@ -82,7 +83,7 @@ def test_vgg_taps_shapes_and_naming():
   assert [k for k in variables["params"] if k.startswith("fc")] == ["fc6", "fc7", "fc8"]
   assert variables["params"]["conv5_3"]["kernel"].shape == (3, 3, 512, 512)
   taps = ["conv1_1", "relu3_3", "pool4", "conv5_1"]
-  out = jax.eval_shape(lambda v: model.apply(v, x, taps=taps), variables)
+  out = jax.eval_shape(lambda v: intermediates(model, v, x, taps), variables)
   assert {k: v.shape for k, v in out.items()} == {
       "conv1_1": (1, 64, 64, 64), "relu3_3": (1, 16, 16, 256), "pool4": (1, 4, 4, 512),
       "conv5_1": (1, 4, 4, 512)}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage import color
 
-from cnnjax.style.features import init_vgg_params, vgg_features
+from cnnjax.style.extractor import init_vgg_params, vgg_features
 from cnnjax.style.transfer import compiled_functions, preserve_color, restore_color, stylize
 from cnnjax.train.step import NonFiniteLossError
 

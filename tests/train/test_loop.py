@@ -161,17 +161,6 @@ def test_merge_pretrained_rejects_a_mismatched_trunk():
     transfer.merge_pretrained(other, small)
 
 
-def test_head_inputs_are_the_trunk_features():
-  model = TinyNet()
-  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 6, 6, 1)))
-  images = jnp.stack([r["image"] for r in DATA[:4]])
-  features = transfer.head_inputs(model, variables, images, "head")
-  head = variables["params"]["head"]
-  np.testing.assert_allclose(features @ head["kernel"] + head["bias"], model.apply(variables, images), rtol=1e-5)
-  with pytest.raises(ValueError, match="no submodule named 'fc9'"):
-    transfer.head_inputs(model, variables, images, "fc9")
-
-
 @pytest.mark.parametrize("field,value,expected", [
     ("batch_size", 0, "an integer >= 1"),
     ("num_steps", 0, "an integer >= 1"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cnnjax.style.features import vgg_features
+from cnnjax.style.extractor import vgg_features
 from cnnjax.train.checkpoint import check_shapes
 from cnnjax.transfer import load_vgg
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cnnjax.style.features import init_vgg_params, vgg_features
+from cnnjax.style.extractor import init_vgg_params, vgg_features
 from cnnjax.viz.activations import (ReceptiveField, crop, model_features_fn, receptive_fields,
                                     top_activating_patches, vgg_receptive_fields, what_units_see)
 

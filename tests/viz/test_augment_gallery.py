@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cnnjax.viz.augment import gallery_spec, plot_augmentations
+from cnnjax.viz.augment_gallery import gallery_spec, plot_augmentations
 
 
 def test_gallery_has_a_panel_per_op_and_shows_their_outputs(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cnnjax.ops import edge_filter
-from cnnjax.viz.filters import plot_feature_maps, plot_filters
+from cnnjax.viz.filter_plots import plot_feature_maps, plot_filters
 
 
 def _images(fig):

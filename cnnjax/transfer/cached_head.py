@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 from cnnjax.data.pipeline import eval_batches
-from cnnjax.transfer.freeze import head_inputs
+from cnnjax.models.intermediates import intermediates
 
 
 class LinearHead(nn.Module):
@@ -35,7 +35,7 @@ def cached_features(
   The features are the inputs of submodule `head`, computed without
   augmentation, so they can be reused every epoch.
   """
-  trunk = jax.jit(lambda images: head_inputs(model, variables, images, head))
+  trunk = jax.jit(lambda images: intermediates(model, variables, images, [head + ".input"])[head + ".input"])
   records = []
   for batch in eval_batches(source, batch_size):
     features = np.asarray(trunk(preprocess(batch)["image"]), np.float32)

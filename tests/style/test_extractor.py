@@ -7,17 +7,19 @@ import pytest
 from PIL import Image
 
 from cnnjax import models
-from cnnjax.style.features import init_vgg_params, layer_names, preprocess, resolve_weights, vgg_features
+from cnnjax.models.intermediates import intermediates
+from cnnjax.style.extractor import init_vgg_params, layer_names, preprocess, resolve_weights, vgg_features
 from cnnjax.style.images import load_image, save_image
 
 
 def test_matches_zoo_vgg_taps():
+  # The extractor rebuilds the network from the parameter tree; it must be the registered VGG-16.
   model = models.create("vgg16", num_classes=10, pool="avg")
   x = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3))
-  taps = ["conv1_1", "relu2_2", "pool2"]
+  taps = ["conv1_1", "relu2_2", "pool2", "fc7"]
   xin = preprocess(x, "torch")
-  variables = jax.jit(lambda k, v: model.init(k, v, taps=taps))(jax.random.key(1), xin)
-  want = jax.jit(lambda v, i: model.apply(v, i, taps=taps))(variables, xin)
+  variables = jax.jit(model.init)(jax.random.key(1), xin)
+  want = jax.jit(lambda v, i: intermediates(model, v, i, taps))(variables, xin)
   got = jax.jit(lambda p, i: vgg_features(p, i, taps, pool="avg"))(variables["params"], x)
   for t in taps:
     np.testing.assert_allclose(got[t], want[t], rtol=1e-4, atol=1e-4)

@@ -1,14 +1,15 @@
-"""VGG feature extractor with named taps, over the zoo VGG's parameter tree.
+"""The feature extractor of style transfer: the zoo's VGG, built to fit a parameter tree, read by name.
 
 The parameters have the layout of `cnnjax.models.vgg.VGG` (`conv{b}_{i}` with
 `kernel` HWIO and `bias`; `fc6`, `fc7`, `fc8` Dense), so converted torchvision or
 Keras weights, a classification checkpoint, or `init_vgg_params` all plug in.
-The forward pass is a plain function of that tree and takes the architecture
-(blocks, widths) from it, so any width works (reduced-width test networks too).
+The network's blocks and widths are taken from the tree, so any width works
+(reduced-width test networks too), and its activations are read with
+`cnnjax.models.intermediates`.
 
 Taps: `conv{b}_{i}` (pre-activation), `relu{b}_{i}`, `pool{b}`, and `fc6`, `fc7`,
 `fc8` (pre-activation Dense outputs; fc6 reads the NHWC-flattened last pool).
-Only the layers up to the deepest requested tap are computed.
+Under `jax.jit` only the layers up to the deepest requested tap are computed.
 
 Preprocessing of inputs in [0, 1] RGB:
 - `'torch'`: `(x - mean) / std` with torchvision's ImageNet mean/std (torchvision
@@ -24,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnjax.ops import avg_pool, max_pool, xla_cpu
+from cnnjax.models.intermediates import intermediates
+from cnnjax.models.vgg import VGG
 
 STAGE_SIZES = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 WIDTHS = (64, 128, 256, 512, 512)
@@ -81,29 +83,17 @@ def vgg_features(params, images: jax.Array, taps: Sequence[str], *, pool: str = 
   unknown = [t for t in taps if t not in order]
   if unknown or not taps:
     raise ValueError(f"taps={list(taps)}: unknown {unknown}; expected a non-empty subset of {order}")
-  deepest = max(order.index(t) for t in taps)
-  pool_fn = max_pool if pool == "max" else avg_pool
+  convs = conv_names(params)
+  blocks = [int(_CONV.match(name).group(1)) for name in convs]
+  stage_sizes = tuple(blocks.count(b) for b in range(1, blocks[-1] + 1))
+  widths = tuple(np.shape(params[f"conv{b}_1"]["kernel"])[-1] for b in range(1, blocks[-1] + 1))
+  with_top = any(t.startswith("fc") for t in taps)
+  top = dict(num_classes=np.shape(params["fc8"]["kernel"])[-1], hidden=np.shape(params["fc6"]["kernel"])[-1]) \
+      if with_top else {}
+  model = VGG(stage_sizes=stage_sizes, widths=widths, pool=pool, dtype=dtype, features_only=not with_top, **top)
+  trunk = {k: v for k, v in params.items() if k in convs or with_top and k in ("fc6", "fc7", "fc8")}
   x = preprocess(images.astype(jnp.float32), preprocessing).astype(dtype)
-  out = {}
-  for name in order[:deepest + 1]:
-    if name.startswith("conv"):
-      p = params[name]
-      x = xla_cpu.conv_general_dilated(x, jnp.asarray(p["kernel"], dtype), (1, 1), "SAME",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      x = x + jnp.asarray(p["bias"], dtype)
-    elif name.startswith("relu"):
-      x = jax.nn.relu(x)
-    elif name.startswith("pool"):
-      x = pool_fn(x, (2, 2))
-    else:
-      if name == "fc6":
-        x = x.reshape(x.shape[0], -1)
-      else:
-        x = jax.nn.relu(x)
-      x = x @ jnp.asarray(params[name]["kernel"], dtype) + jnp.asarray(params[name]["bias"], dtype)
-    if name in taps:
-      out[name] = x
-  return out
+  return intermediates(model, {"params": trunk}, x, taps)
 
 
 def init_vgg_params(key: jax.Array, arch: str = "vgg19", *, widths: Sequence[int] = WIDTHS,
