@@ -1,6 +1,6 @@
 """Datasets (embedded and TFDS catalog), host input pipeline and jit-able augmentation.
 
-Submodules: `sources` (`load`, `info`), `pipeline` (`batches`, `eval_batches`,
+Submodules: `sources` (`load`, `info`), `pipeline` (grain: `batches`, `eval_batches`,
 `prefetch_to_mesh`), `augment` (ops, `build`, `normalize`, `ten_crop`),
 `builders` (the embedded datasets). They load on first use, so preparing a
 dataset does not import JAX.
