@@ -258,7 +258,7 @@ def _iterate(dataset: grain.MapDataset, worker_count: int) -> grain.DatasetItera
 def _describe(source: Any) -> str:
   info = getattr(source, "dataset_info", None)
   if info is not None:
-    return f"dataset {info.name!r} split {str(getattr(source, 'split', '?'))!r}"
+    return f"dataset {getattr(info, 'full_name', info.name)!r} split {str(getattr(source, 'split', '?'))!r}"
   return f"source {type(source).__name__}"
 
 

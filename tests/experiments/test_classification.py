@@ -91,7 +91,7 @@ def test_catalog_recipe_trains_on_generated_jpegs_of_varied_sizes(tmp_path):
   config.update_from_flattened_dict({
       "dataset": jpeg_dataset.prepare(data_dir, "tiny"), "data_dir": data_dir, "model": "resnet20",
       "model_kwargs": {}, "image_size": 32, "batch_size": 8, "eval_batch_size": 8, "num_steps": 2,
-      "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "data_workers": 1,
+      "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "data_workers": 0,
       "optimizer.warmup_steps": 1, "tensorboard": False,
   })
   results = classification.run(config, str(tmp_path / "work"))
