@@ -44,18 +44,20 @@ def test_inception_boxes_follow_the_scale_and_ratio_ranges():
 def test_scaled_decode_matches_a_full_decode_and_decodes_fewer_pixels():
   array = smooth_image(480, 640)
   data = encode(array)
-  image = jpeg.open_image(data)
-  out = jpeg.crop_resize(image, (0, 0, 640, 480), 64, 3, mirror=False)
-  assert image.size == (160, 120)  # decoded at 1/4 scale: at 1/8 the 480-pixel side (60) would not cover 64
+  assert jpeg.image_size(data) == (640, 480)
+  # 1/4 scale: at 1/8 the 480-pixel side (60) would not cover 64.
+  assert jpeg.decode(data, (0, 0, 640, 480), 64, 3).shape == (120, 160, 3)
+  out = jpeg.crop_resize(data, (0, 0, 640, 480), 64, 3, mirror=False)
   full = reference_crop(np.asarray(Image.open(io.BytesIO(data))), (0, 0, 640, 480), 64)
   assert out.shape == (64, 64, 3) and out.dtype == np.uint8
   assert np.abs(out - full).mean() < 3.0
   # A small box keeps a finer scale: 200 px of a 640-wide image to 96 needs at least 1/2.
-  image = jpeg.open_image(data)
-  out = jpeg.crop_resize(image, (100, 50, 300, 250), 96, 3, mirror=True)
-  assert image.size == (320, 240)
+  assert jpeg.decode(data, (100, 50, 300, 250), 96, 3).shape == (240, 320, 3)
+  out = jpeg.crop_resize(data, (100, 50, 300, 250), 96, 3, mirror=True)
   full = reference_crop(np.asarray(Image.open(io.BytesIO(data))), (100, 50, 300, 250), 96)
   assert np.abs(out - full[:, ::-1]).mean() < 3.0
+  # A box smaller than the output decodes at full scale and is upsampled.
+  assert jpeg.decode(data, (0, 0, 50, 40), 64, 1).shape == (480, 640, 1)
 
 
 def test_inception_crop_flips_with_the_same_box_and_keeps_other_keys():
@@ -97,7 +99,7 @@ def test_bad_settings_and_records_are_named():
   with pytest.raises(ValueError, match="resize must be an integer >= size=32"):
     jpeg.CentreCrop(32, resize=16)
   with pytest.raises(ValueError, match="expected encoded image bytes or a uint8 HWC array, got ndarray float32"):
-    jpeg.open_image(np.zeros((4, 4, 3), np.float32))
+    jpeg.image_size(np.zeros((4, 4, 3), np.float32))
   source = [{"image": encode(smooth_image(40, 40))}, {"image": b"not a jpeg"}]
   with pytest.raises(ValueError, match="source list record 1 could not be transformed: cannot identify"):
     list(pipeline.eval_batches(source, 2, transform=jpeg.CentreCrop(16)))
