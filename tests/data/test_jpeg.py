@@ -104,3 +104,15 @@ def test_bad_settings_and_records_are_named():
   with pytest.raises(ValueError, match="source list record 1 could not be transformed: cannot identify"):
     list(pipeline.eval_batches(source, 2, transform=jpeg.CentreCrop(16)))
   assert math.isclose(jpeg.EVAL_RESIZE_RATIO, 8 / 7)
+
+
+def test_header_size_without_decoding():
+  array = smooth_image(37, 53)
+  assert jpeg.image_size(encode(array)) == (53, 37)
+  progressive = io.BytesIO()
+  Image.fromarray(array).save(progressive, format="JPEG", progressive=True)
+  assert jpeg.image_size(progressive.getvalue()) == (53, 37)
+  png = io.BytesIO()
+  Image.fromarray(array).save(png, format="PNG")
+  assert jpeg.image_size(png.getvalue()) == (53, 37)  # not a JPEG: Pillow reads the header
+  assert jpeg.CentreCrop(16).map({"image": png.getvalue()})["image"].shape == (16, 16, 3)
