@@ -168,7 +168,7 @@ class _Reader:
     for row, (position, index, record) in enumerate(zip(positions, indices, records)):
       record = self._transform(record, step, int(position), index)
       if batch is None:
-        batch = {k: np.empty((len(indices),) + np.shape(v), np.asarray(v).dtype) for k, v in record.items()}
+        batch = {k: _buffer(len(indices), v) for k, v in record.items()}
       _fill(batch, row, record, index)
     return batch
 
@@ -183,6 +183,13 @@ class _Reader:
       return t.map(record) if isinstance(t, grain.transforms.Map) else t(record)
     except (ValueError, OSError) as e:
       raise ValueError(f"{_describe(self.source)} record {index} could not be transformed: {e}") from e
+
+
+def _buffer(rows: int, value: Any) -> np.ndarray:
+  value = np.asarray(value)
+  # Bytes and strings vary in length from record to record: hold them as objects, not truncated to the first.
+  dtype = value.dtype if value.dtype.kind in "biufc" else object
+  return np.empty((rows,) + value.shape, dtype)
 
 
 def _fill(batch: Batch, row: int, record: Record, index: int) -> None:

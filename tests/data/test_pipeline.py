@@ -54,6 +54,12 @@ def test_batches_stack_records_and_apply_the_transform():
   np.testing.assert_array_equal(batch["label"], batch["index"] % 3)
 
 
+def test_encoded_bytes_of_any_length_are_kept_whole():
+  source = [{"image": b"x" * (i + 1), "label": i} for i in range(4)]
+  batch = next(pipeline.batches(source, 4, seed=0, shuffle=False))
+  assert list(batch["image"]) == [b"x", b"xx", b"xxx", b"xxxx"] and batch["label"].dtype == np.int64
+
+
 def test_remainder_is_dropped_or_kept():
   source = make_source(10)
   assert [len(b["index"]) for b in take(pipeline.batches(source, 4, seed=0), 4)] == [4, 4, 4, 4]
