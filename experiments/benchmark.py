@@ -2,6 +2,7 @@
 
   python -m experiments.benchmark --workdir=/tmp/bench
   python -m experiments.benchmark --config=experiments/configs/benchmark_gpu.py --workdir=/tmp/bench_gpu
+  python -m experiments.benchmark --config=experiments/configs/benchmark_input.py --workdir=/tmp/bench_input
 
 Each measurement runs in a fresh worker process (`experiments.bench.worker`):
 on the CPU one per host device count in `config.devices` (JAX reads
@@ -11,6 +12,8 @@ an accelerator a single one that measures 1, 2, 4, ... of all local devices
 count, the style-transfer step, and the PyTorch twins (same architecture,
 weights, batch, loss and SGD-momentum step; interleaved with cnnjax step by
 step, so the ratio cnnjax time / torch time holds up under background load).
+With `config.input.enabled` it also measures the host input pipeline
+(`experiments.bench.input_pipeline`); `config.input_only` measures only that.
 Writes `results.json`, `benchmark.md`, `plots/benchmark.png` and `config.json`.
 """
 
@@ -26,6 +29,7 @@ from absl import logging
 
 from cnnjax.train.metrics import write_config, write_results
 from experiments import cli
+from experiments.bench import input_pipeline
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FORCE = "--xla_force_host_platform_device_count"
@@ -102,6 +106,12 @@ def _fmt(v, digits=3) -> str:
 
 def markdown(results: dict) -> str:
   """The results as markdown tables."""
+  if "classifiers" not in results:
+    return input_pipeline.markdown(results["input"])
+  return _models_markdown(results) + (input_pipeline.markdown(results["input"]) if results.get("input") else "")
+
+
+def _models_markdown(results: dict) -> str:
   torch_keys = sorted({k[len("ratio_train_"):] for r in results["classifiers"] for k in r
                        if k.startswith("ratio_train_") and not k.endswith("_min")})
   head = ["model", "input", "batch", "dtype", "devices", "train img/s", "infer img/s", "compile train s",
@@ -189,6 +199,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the benchmark of `config`; writes and returns the results."""
   _check(config)
   write_config(workdir, config)
+  if config.get("input_only"):
+    return _write(workdir, {"input": input_pipeline.run(config.input, workdir), "machine": _machine()})
   first = run_worker(config, config.devices[0], extras=True)
   rows = list(first["classifiers"])
   if first["platform"] == "cpu":
@@ -196,10 +208,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       rows += run_worker(config, n, extras=False)["classifiers"]
   _scaling(rows)
   results = {**first, "classifiers": rows, "machine": _machine()}
+  if config.get("input") and config.input.enabled:
+    results["input"] = input_pipeline.run(config.input, workdir)
+  plot(results, os.path.join(workdir, "plots", "benchmark.png"))
+  return _write(workdir, results)
+
+
+def _write(workdir: str, results: dict) -> dict:
   write_results(workdir, results)
   with open(os.path.join(workdir, "benchmark.md"), "w") as f:
     f.write(markdown(results))
-  plot(results, os.path.join(workdir, "plots", "benchmark.png"))
   return results
 
 

@@ -13,20 +13,43 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from cnnjax import models, train, transfer
+from cnnjax.data import host_input as host_input_lib
 from cnnjax.data import pipeline, prepare, sources, views
 from cnnjax.train import classify, parallel
 from experiments import cli
 
 
-def load_split(config: ml_collections.ConfigDict, split: str):
-  """One split of the configured dataset, restricted to `config.classes` when set."""
-  source = sources.load(config.dataset, split, data_dir=config.data_dir or None)
+def load_split(config: ml_collections.ConfigDict, split: str, *, decode_images: bool = True):
+  """One split of the configured dataset, restricted to `config.classes` when set (labels read undecoded)."""
+  data_dir = config.data_dir or None
+  source = sources.load(config.dataset, split, data_dir=data_dir, decode_images=decode_images)
   if config.classes:
     per_class = config.examples_per_class if split == config.train_split else 0
-    source = views.ClassSubset(source, config.classes, per_class=per_class, seed=config.seed)
+    source = views.ClassSubset(source, config.classes, per_class=per_class, seed=config.seed,
+                               labels=sources.labels(config.dataset, split, data_dir=data_dir))
   return source
+
+
+def host_input(config: ml_collections.ConfigDict):
+  """The configured host transforms and the normalisation (config constants, else a bounded seeded sample)."""
+  channels = sources.info(config.dataset, data_dir=config.data_dir or None).channels or 3
+  transforms = host_input_lib.host_transforms(
+      config.image_size, crop=config.host_crop, scale=config.crop_scale, ratio=config.crop_ratio,
+      eval_resize=config.eval_resize, channels=channels)
+  train_source, eval_source = (load_split(config, split, decode_images=not transforms.encoded_images)
+                               for split in (config.train_split, config.eval_split))
+  if config.channel_mean or config.channel_std:
+    mean, std = (np.asarray(v, np.float32) for v in (config.channel_mean, config.channel_std))
+    if mean.shape != (channels,) or std.shape != (channels,) or not (std > 0).all():
+      raise ValueError(f"config.channel_mean={config.channel_mean} / config.channel_std={config.channel_std}: "
+                       f"expected {channels} values each, std > 0 (or both () to estimate them)")
+  else:
+    mean, std = host_input_lib.sample_channel_stats(train_source, transforms.eval, count=config.stats_sample,
+                                                    seed=config.seed)
+  return transforms, train_source, eval_source, mean, std
 
 
 def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -37,22 +60,22 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   num_classes = len(config.classes) or sources.info(config.dataset, data_dir=config.data_dir or None).num_classes
   dtype = jnp.dtype(config.dtype)
   model = models.create(config.model, num_classes=num_classes, dtype=dtype, **config.model_kwargs)
-  train_source, eval_source = load_split(config, config.train_split), load_split(config, config.eval_split)
-  transform = views.resize_images(config.image_size) if config.image_size else None
-  mean, std = prepare.channel_stats(train_source if transform is None else [transform(r) for r in train_source])
+  transforms, train_source, eval_source, mean, std = host_input(config)
   mesh = parallel.data_mesh()
 
   def batches(start_step: int):
     return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step,
-                            transform=transform)
+                            transform=transforms.train, worker_count=config.data_workers)
 
   preprocess = prepare.make_preprocess(mean, std, dtype)
-  init_variables, tx = _transfer(config, train_config, model, next(batches(0))["image"])
+  example = next(pipeline.eval_batches(eval_source, 1, transform=transforms.eval))["image"]
+  init_variables, tx = _transfer(config, train_config, model, example)
   inputs = dict(
       model=model,
       batches=batches,
       eval_fn=classify.make_evaluator(
-          lambda: pipeline.eval_batches(eval_source, config.eval_batch_size, transform=transform),
+          lambda: pipeline.eval_batches(eval_source, config.eval_batch_size, transform=transforms.eval,
+                                        worker_count=config.data_workers),
           mesh,
           preprocess,
       ),
@@ -74,7 +97,7 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results = {
       "model": config.model,
       "dataset": config.dataset,
-      "num_params": _count_params(model, next(batches(0))["image"]),
+      "num_params": _count_params(model, example),
       **{k: summary[k] for k in ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s") if k in summary},
   }
   if jax.process_index() == 0:

@@ -1,14 +1,15 @@
 """Datasets (embedded and TFDS catalog), host input pipeline and jit-able augmentation.
 
-Submodules: `sources` (`load`, `info`), `pipeline` (`batches`, `eval_batches`,
-`prefetch_to_mesh`), `augment` (ops, `build`, `normalize`, `ten_crop`),
+Submodules: `sources` (`load`, `info`, `labels`), `pipeline` (grain: `batches`, `eval_batches`,
+`prefetch_to_mesh`), `jpeg` (host `InceptionCrop`, `CentreCrop` at a reduced decode scale),
+`host_input` (host transforms by config, sampled channel statistics), `augment` (ops, `build`, `normalize`, `ten_crop`),
 `builders` (the embedded datasets). They load on first use, so preparing a
 dataset does not import JAX.
 """
 
 import importlib
 
-_SUBMODULES = ("augment", "builders", "pipeline", "sources")
+_SUBMODULES = ("augment", "builders", "host_input", "jpeg", "pipeline", "sources")
 _FROM_SOURCES = ("load", "info")
 
 

@@ -11,11 +11,6 @@ from cnnjax.data import augment as augment_lib
 Batch = dict[str, Any]
 
 
-def channel_stats(source: Sequence[dict], *, limit: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-  """Per-channel mean and std of the first `limit` records' images, in [0, 1] units."""
-  return image_channel_stats(np.stack([source[i]["image"] for i in range(min(len(source), limit))]))
-
-
 def image_channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel mean and std (at least 1e-3) of uint8 images `[..., C]`, in [0, 1] units."""
   images = np.asarray(images, np.float64) / 255.0

@@ -15,6 +15,7 @@ import pkgutil
 import re
 from typing import Any
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from cnnjax.data import builders
@@ -34,6 +35,7 @@ class DatasetInfo:
     splits: split name -> number of examples.
     image_key: record key of the image.
     label_key: record key of the target, or None when the dataset has none.
+    channels: channels of the images (also where their sizes vary), or None where unknown.
   """
   name: str
   num_classes: int | None
@@ -41,6 +43,7 @@ class DatasetInfo:
   splits: dict[str, int]
   image_key: str = "image"
   label_key: str | None = "label"
+  channels: int | None = None
 
 
 def default_data_dir() -> str:
@@ -59,7 +62,7 @@ def catalog_names() -> frozenset[str]:
   return frozenset(tfds.list_builders(with_community_datasets=False))
 
 
-def load(name: str, split: str, *, data_dir: str | None = None) -> Any:
+def load(name: str, split: str, *, data_dir: str | None = None, decode_images: bool = True) -> Any:
   """Returns a random-access data source of one split of a dataset.
 
   Args:
@@ -69,6 +72,9 @@ def load(name: str, split: str, *, data_dir: str | None = None) -> Any:
     data_dir: where datasets live; defaults to `default_data_dir()`. Embedded
       datasets are generated there on first use; catalog ones must have been
       prepared there in the `array_record` format.
+    decode_images: False leaves encoded image features (`tfds.features.Image`,
+      JPEG/PNG) as bytes, for the host transforms of `cnnjax.data.jpeg` to decode
+      at a reduced scale, or to read labels without decoding any image.
 
   Returns:
     A source with `len()` and integer indexing; records are dicts of numpy arrays.
@@ -77,12 +83,25 @@ def load(name: str, split: str, *, data_dir: str | None = None) -> Any:
   _check_split(name, split, builder)
   if builder.info.splits[split].num_examples == 0:
     raise ValueError(f"split {split!r} of dataset {name!r} is empty (in {builder.data_path})")
+  decoders = None if decode_images else {
+      key: tfds.decode.SkipDecoding() for key, feature in builder.info.features.items()
+      if isinstance(feature, tfds.features.Image)}
   try:
-    return builder.as_data_source(split=split)
+    return builder.as_data_source(split=split, decoders=decoders or None)
   except NotImplementedError as e:
     raise ValueError(
         f"dataset {name!r} in {builder.data_path} is not stored as array_record (needed for random "
         f"access). Prepare it again into another directory with: {_build_command(name, builder)}") from e
+
+
+def labels(name: str, split: str, *, data_dir: str | None = None, chunk: int = 4096) -> np.ndarray:
+  """The label of every record of a split, read in chunks without decoding any image."""
+  source = load(name, split, data_dir=data_dir, decode_images=False)
+  label_key = info(name, data_dir=data_dir).label_key
+  if label_key is None:
+    raise ValueError(f"dataset {name!r} has no label feature to read")
+  return np.array([int(r[label_key]) for start in range(0, len(source), chunk)
+                   for r in source.__getitems__(list(range(start, min(start + chunk, len(source)))))], np.int64)
 
 
 def info(name: str, *, data_dir: str | None = None) -> DatasetInfo:
@@ -104,6 +123,7 @@ def info(name: str, *, data_dir: str | None = None) -> DatasetInfo:
       splits={k: v.num_examples for k, v in tfds_info.splits.items()},
       image_key=image_key,
       label_key=label_key,
+      channels=shape[-1] if len(shape) == 3 and shape[-1] is not None else None,
   )
 
 

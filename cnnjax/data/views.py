@@ -13,14 +13,20 @@ class ClassSubset(Sequence):
   """The records of `classes` only, labels renumbered 0..len(classes)-1 in the order given.
 
   With `per_class`, keeps that many examples of each class (chosen with `seed`),
-  e.g. for a few-shot fine-tuning task.
+  e.g. for a few-shot fine-tuning task. Pass the split's `labels` (e.g.
+  `sources.labels(...)`, which decodes no image); without them every record is read.
   """
 
-  def __init__(self, source: Sequence[Record], classes: Sequence[int], *, per_class: int = 0, seed: int = 0):
+  def __init__(self, source: Sequence[Record], classes: Sequence[int], *, per_class: int = 0, seed: int = 0,
+               labels: Sequence[int] | None = None):
     classes = [int(c) for c in classes]
     if len(set(classes)) != len(classes) or not classes:
       raise ValueError(f"classes={classes} must be a non-empty list of distinct class ids")
-    labels = np.array([int(source[i]["label"]) for i in range(len(source))])
+    if labels is None:
+      labels = [int(source[i]["label"]) for i in range(len(source))]
+    labels = np.asarray(labels)
+    if labels.shape != (len(source),):
+      raise ValueError(f"labels has shape {labels.shape}, expected one label per record: ({len(source)},)")
     rng = np.random.default_rng(seed)
     chosen = []
     for c in classes:

@@ -17,7 +17,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.image_size = 0  # 0 keeps the dataset's size; else resize on the host (variable-size datasets)
   config.classes = ()  # a subset of class ids, relabelled 0..k-1; () = all
   config.examples_per_class = 0  # with `classes`: few-shot training set; 0 = all
-  config.augment = ({"name": "random_crop", "pad": 2},)  # cnnjax.data.augment.build spec
+  config.augment = ({"name": "random_crop", "pad": 2},)  # cnnjax.data.augment.build spec (on the device)
+  # Host transforms (cnnjax.data.host_input): 'resize' to image_size, or 'inception': Inception crop of
+  # crop_scale of the area and crop_ratio aspect + flip for training, shorter side to eval_resize
+  # (0: image_size * 256/224) + centre crop for evaluation, JPEGs decoded at a reduced scale.
+  config.host_crop = "resize"
+  config.crop_scale = (0.08, 1.0)
+  config.crop_ratio = (3 / 4, 4 / 3)
+  config.eval_resize = 0
+  config.data_workers = 0  # grain worker processes decoding and cropping on the host; 0 = in the main process
+  config.channel_mean = ()  # normalisation constants in [0, 1] units; () = estimate them from a sample
+  config.channel_std = ()
+  config.stats_sample = 4096  # training images of the seeded sample that estimates them
 
   config.batch_size = 64
   config.eval_batch_size = 200

@@ -1,9 +1,11 @@
 """Host pipeline: deterministic resumable batches, process slices, padded eval batches, mesh prefetch."""
 
 import itertools
+import os
 import textwrap
 import time
 
+import grain
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
@@ -52,6 +54,12 @@ def test_batches_stack_records_and_apply_the_transform():
   np.testing.assert_array_equal(batch["label"], batch["index"] % 3)
 
 
+def test_encoded_bytes_of_any_length_are_kept_whole():
+  source = [{"image": b"x" * (i + 1), "label": i} for i in range(4)]
+  batch = next(pipeline.batches(source, 4, seed=0, shuffle=False))
+  assert list(batch["image"]) == [b"x", b"xx", b"xxx", b"xxxx"] and batch["label"].dtype == np.int64
+
+
 def test_remainder_is_dropped_or_kept():
   source = make_source(10)
   assert [len(b["index"]) for b in take(pipeline.batches(source, 4, seed=0), 4)] == [4, 4, 4, 4]
@@ -83,6 +91,71 @@ def test_bad_arguments_are_rejected():
   with pytest.raises(ValueError, match="could not be stacked"):
     ragged = [{"image": np.zeros((i + 1, 2), np.uint8)} for i in range(4)]
     next(pipeline.batches(ragged, 2, seed=0, shuffle=False))
+
+
+class NoisyImage(grain.transforms.RandomMap):
+  """Adds a random offset to the image; dies (in a worker) or fails on chosen records."""
+
+  def __init__(self, exit_on=-1, fail_on=-1):
+    self.exit_on, self.fail_on = exit_on, fail_on
+
+  def random_map(self, record, rng):
+    if record["index"] == self.exit_on:
+      os._exit(3)
+    if record["index"] == self.fail_on:
+      raise ValueError("not a JPEG")
+    return {**record, "noise": rng.integers(0, 1 << 30, size=2)}
+
+
+def test_random_transforms_depend_on_seed_and_step_not_on_workers_or_processes():
+  source = make_source(12)
+  inline = take(pipeline.batches(source, 4, seed=5, transform=NoisyImage()), 6)
+  noise = np.concatenate([b["noise"] for b in inline])
+  assert len(np.unique(noise[:, 0])) == len(noise)  # a fresh draw for every record of every step
+  workers = pipeline.batches(source, 4, seed=5, transform=NoisyImage(), worker_count=2)
+  resumed = pipeline.batches(source, 4, seed=5, start_step=3, transform=NoisyImage())
+  halves = [pipeline.batches(source, 4, seed=5, transform=NoisyImage(), process_index=i, process_count=2)
+            for i in range(2)]
+  try:
+    got = take(workers, 6)
+  finally:
+    workers.close()
+  halves = [take(h, 6) for h in halves]
+  for step, batch in enumerate(inline):
+    for key in batch:
+      np.testing.assert_array_equal(got[step][key], batch[key])
+      np.testing.assert_array_equal(np.concatenate([h[step][key] for h in halves]), batch[key])
+  for a, b in zip(take(resumed, 3), inline[3:]):
+    np.testing.assert_array_equal(a["noise"], b["noise"])
+  other = next(pipeline.batches(source, 4, seed=6, transform=NoisyImage()))
+  assert not np.array_equal(other["noise"], inline[0]["noise"])
+
+
+def test_iterator_state_round_trips():
+  source = make_source(10)
+  it = pipeline.batches(source, 3, seed=1, transform=NoisyImage())
+  take(it, 4)
+  state = it.get_state()
+  expected = take(it, 3)
+  restored = pipeline.batches(source, 3, seed=1, transform=NoisyImage())
+  restored.set_state(state)
+  for a, b in zip(take(restored, 3), expected):
+    np.testing.assert_array_equal(a["noise"], b["noise"])
+    np.testing.assert_array_equal(a["index"], b["index"])
+
+
+def test_a_record_that_fails_is_named_and_a_dead_worker_raises():
+  source = make_source(8)
+  with pytest.raises(ValueError, match="source list record 5 could not be transformed: not a JPEG"):
+    take(pipeline.batches(source, 4, seed=0, shuffle=False, transform=NoisyImage(fail_on=5)), 2)
+  it = pipeline.batches(source, 4, seed=0, shuffle=False, transform=NoisyImage(exit_on=5), worker_count=1)
+  try:
+    with pytest.raises(RuntimeError, match="terminated unexpectedly with exit code 3"):
+      take(it, 2)
+  finally:
+    it.close()
+  with pytest.raises(ValueError, match="worker_count must be an integer >= 0"):
+    pipeline.batches(source, 4, seed=0, worker_count=-1)
 
 
 def test_eval_batches_cover_the_source_in_order_with_a_mask():

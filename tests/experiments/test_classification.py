@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from cnnjax import models, train, transfer
-from cnnjax.data import prepare
+from cnnjax.data import host_input, prepare
 from experiments import classification
+from experiments.bench import jpeg_dataset
 from experiments.configs import catalog, lenet5_digits, resnet_depth, transfer_digits
 
 def small(config, steps=30):
@@ -51,7 +52,7 @@ def test_transfer_variants_run_in_order_and_compare(tmp_path):
   head = train.load_variables(str(tmp_path / "cached"))["params"]
   full = transfer.splice_head({"params": pretrained}, head, "fc3")
   model = models.create("lenet5", num_classes=5)
-  mean, std = prepare.channel_stats(classification.load_split(variant, "train"))
+  mean, std = host_input.sample_channel_stats(classification.load_split(variant, "train"))
   images = prepare.make_preprocess(mean, std)({"image": np.stack([r["image"] for r in source])})["image"]
   labels = np.array([r["label"] for r in source])
   accuracy = np.mean(np.argmax(model.apply(full, images), -1) == labels)
@@ -82,3 +83,22 @@ def test_a_missing_catalog_dataset_names_itself_and_the_directory(tmp_path):
   config.data_dir = str(tmp_path)
   with pytest.raises((FileNotFoundError, ValueError), match=f"imagenette.*{tmp_path}|{tmp_path}.*imagenette"):
     classification.run(config, str(tmp_path / "work"))
+
+
+def test_catalog_recipe_trains_on_generated_jpegs_of_varied_sizes(tmp_path):
+  data_dir = str(tmp_path / "data")
+  config = catalog.get_config("resnet50")
+  config.update_from_flattened_dict({
+      "dataset": jpeg_dataset.prepare(data_dir, "tiny"), "data_dir": data_dir, "model": "resnet20",
+      "model_kwargs": {}, "image_size": 32, "batch_size": 8, "eval_batch_size": 8, "num_steps": 2,
+      "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "data_workers": 0,
+      "optimizer.warmup_steps": 1, "tensorboard": False,
+  })
+  results = classification.run(config, str(tmp_path / "work"))
+  assert results["dataset"] == "synthetic_jpegs/tiny" and 0.0 <= results["test_accuracy"] <= 1.0
+  assert np.isfinite(results["test_loss"])
+  host = classification.host_input(config)[0]
+  assert (host.train.size, host.train.scale, host.eval.size) == (32, (0.08, 1.0), 32)
+  source = classification.load_split(config, "validation", decode_images=False)
+  image = host.eval.map(source[0])["image"]
+  assert isinstance(source[0]["image"], bytes) and image.shape == (32, 32, 3) and image.dtype == np.uint8
