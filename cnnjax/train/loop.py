@@ -17,7 +17,8 @@ from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.train import parallel
 from cnnjax.train.checkpoint import Checkpointer
 from cnnjax.train.metrics import MetricWriter, plot_curves, write_config
-from cnnjax.train.optim import make_optimizer
+from cnnjax.train.optim import make_optimizer, make_schedule
+from cnnjax.train.profile import Profiler
 from cnnjax.train.state import TrainState, create_train_state
 from cnnjax.train.step import AugmentFn, LossFn, NonFiniteLossError, make_train_step
 from cnnjax.train.validate import check_train_config
@@ -42,7 +43,11 @@ def fit(
       `eval_every`, `checkpoint_every`, `keep_checkpoints`, and optionally
       `best_metric`/`best_mode` (keep the best checkpoint by an eval metric) and
       `skip_nonfinite` (skip updates with a non-finite loss instead of stopping)
-      and `tensorboard` (write event files; default True).
+      and `tensorboard` (write event files; default True), `ema_decay` (also
+      keep and evaluate a moving average of the parameters: `ema_`-prefixed eval
+      metrics), `grad_accum_steps` (micro-batches per update) and
+      `profile_steps` ((first, last): a `jax.profiler` trace of those steps in
+      `workdir/profile`).
     workdir: where `metrics.jsonl`, `config.json`, `checkpoints/`, `tensorboard/`
       and `plots/` go.
     model: a Flax module taking `batch['image']`.
@@ -70,7 +75,8 @@ def fit(
     write_config(workdir, config)
   tx = tx or make_optimizer(config.optimizer, config.num_steps)
   sample = next(iter(batches(0)))["image"]
-  state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables)
+  state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables,
+                             ema_decay=config.get("ema_decay", 0.0))
   state = parallel.replicate(state, mesh)
 
   checkpointer = Checkpointer(
@@ -84,11 +90,19 @@ def fit(
   writer = MetricWriter(workdir, resume_step=start, tensorboard=config.get("tensorboard", True), enabled=is_main)
   skip_nonfinite = config.get("skip_nonfinite", False)
   train_step = parallel.compile_train_step(
-      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=skip_nonfinite), mesh
+      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=skip_nonfinite,
+                      grad_accum_steps=config.get("grad_accum_steps", 1),
+                      learning_rate_fn=make_schedule(config.optimizer, config.num_steps)),
+      mesh,
   )
+  if eval_fn is not None and state.ema_decay:
+    eval_fn = _with_ema(eval_fn)
+  profiler = Profiler(os.path.join(workdir, "profile"), config.get("profile_steps", ()), enabled=is_main)
   try:
-    state = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer, writer)
+    state = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer, writer,
+                   profiler)
   finally:
+    profiler.close()
     checkpointer.close()
     writer.close()
   if is_main:
@@ -96,7 +110,16 @@ def fit(
   return state
 
 
-def _train(config, state, train_step, batches, eval_fn, checkpointer, writer) -> TrainState:
+def _with_ema(eval_fn: Callable[[TrainState], dict[str, float]]) -> Callable[[TrainState], dict[str, float]]:
+  """`eval_fn` of the raw parameters and, `ema_`-prefixed, of their moving average."""
+
+  def evaluate(state: TrainState) -> dict[str, float]:
+    return {**eval_fn(state), **{f"ema_{k}": v for k, v in eval_fn(state.with_ema_params()).items()}}
+
+  return evaluate
+
+
+def _train(config, state, train_step, batches, eval_fn, checkpointer, writer, profiler) -> TrainState:
   start, num_steps = int(state.step), config.num_steps
   log_every, eval_every = config.get("log_every", 50), config.get("eval_every", 0)
   checkpoint_every = config.get("checkpoint_every", 0)
@@ -104,7 +127,9 @@ def _train(config, state, train_step, batches, eval_fn, checkpointer, writer) ->
   clock, images, train_seconds, train_images = time.perf_counter(), 0, 0.0, 0
   bar = tqdm(total=num_steps, initial=start, desc="train", unit="step", disable=jax.process_index() != 0)
   for step in range(start + 1, num_steps + 1):
+    profiler.before(step)
     state, metrics = train_step(state, next(batches))
+    profiler.after(step, state)
     pending.append(metrics)
     images += config.batch_size
     checkpoint_now = step == num_steps or (checkpoint_every and step % checkpoint_every == 0)
