@@ -57,7 +57,7 @@ def make_train_step(
       grads, batch_stats, loss, metrics = _accumulate(gradients, state.batch_stats, batch, dropout_key,
                                                       grad_accum_steps)
     new_state = state.apply_gradients(grads, batch_stats)
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads)}
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
     if learning_rate_fn is not None:
       metrics["learning_rate"] = jnp.asarray(learning_rate_fn(state.step), jnp.float32)
     if skip_nonfinite:
