@@ -9,6 +9,7 @@ import optax
 from jax.sharding import Mesh
 
 from cnnjax.data import augment as augment_lib
+from cnnjax.data import randaugment as randaugment_lib
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.train import parallel
 from cnnjax.train.state import TrainState
@@ -37,14 +38,29 @@ def make_preprocess(mean: np.ndarray, std: np.ndarray, dtype: Any = jnp.float32)
 
 
 def make_augment_fn(
-    mean: np.ndarray, std: np.ndarray, spec: Sequence = (), dtype: Any = jnp.float32
+    mean: np.ndarray, std: np.ndarray, spec: Sequence = (), dtype: Any = jnp.float32, *,
+    randaugment: tuple[int, float] | None = None, mix_fn: Callable[[jax.Array, Batch], Batch] | None = None,
 ) -> Callable[[jax.Array, Batch], Batch]:
-  """Augments each example with its own key (`cnnjax.data.augment.build(spec)`), then normalises."""
+  """Augments each example with its own key, then normalises.
+
+  In order: `cnnjax.data.augment.build(spec)`, RandAugment with `(num_ops,
+  magnitude)` when given, `mix_fn` (`cnnjax.data.mixing.make_mix_fn`: mixup /
+  CutMix, adds `batch['targets']`) when given, normalisation.
+  """
   augment = augment_lib.build(spec)
+  rand_augment = randaugment_lib.build(*randaugment) if randaugment and randaugment[0] else None
 
   def augment_fn(key: jax.Array, batch: Batch) -> Batch:
-    images = augment_lib.normalize(augment(key, batch["image"]), mean, std)
-    return {**batch, "image": images.astype(dtype)}
+    # Only the options that are on take keys of their own, so a run without them draws as before.
+    images = augment(key, batch["image"])
+    if rand_augment is not None:
+      key, rand_key = jax.random.split(key)
+      images = rand_augment(rand_key, images)
+    if mix_fn is not None:
+      key, mix_key = jax.random.split(key)
+      batch = mix_fn(mix_key, {**batch, "image": images})
+      images = batch["image"]
+    return {**batch, "image": augment_lib.normalize(images, mean, std).astype(dtype)}
 
   return augment_fn
 
@@ -59,16 +75,21 @@ def _main_and_aux(outputs: Any) -> tuple[jax.Array, tuple[jax.Array, ...]]:
 def cross_entropy_loss(
     num_classes: int, *, label_smoothing: float = 0.0, aux_weight: float = 0.3
 ) -> Callable[[Any, Batch], tuple[jax.Array, dict]]:
-  """Softmax cross-entropy on `batch['label']`, plus `aux_weight` times each auxiliary head's."""
+  """Softmax cross-entropy, plus `aux_weight` times each auxiliary head's.
 
-  def xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+  The targets are `batch['targets']` (soft labels, e.g. mixed by mixup/CutMix)
+  where present, else one-hot `batch['label']`; the accuracy reads `batch['label']`.
+  """
+
+  def xent(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    targets = optax.smooth_labels(targets, label_smoothing)
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
 
   def loss_fn(outputs: Any, batch: Batch) -> tuple[jax.Array, dict]:
     logits, aux = _main_and_aux(outputs)
-    main = xent(logits, batch["label"])
-    loss = main + aux_weight * sum(xent(a, batch["label"]) for a in aux)
+    targets = batch["targets"] if "targets" in batch else jax.nn.one_hot(batch["label"], num_classes)
+    main = xent(logits, targets)
+    loss = main + aux_weight * sum(xent(a, targets) for a in aux)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
     return loss, {"accuracy": accuracy, "error": 1.0 - accuracy}
 
