@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from cnnjax import models, train, transfer
-from cnnjax.data import pipeline, sources, views
+from cnnjax.data import mixing, pipeline, sources, views
 from cnnjax.train import classify, parallel
 from experiments import cli
 
@@ -59,7 +59,12 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
           mesh,
           preprocess,
       ),
-      augment_fn=classify.make_augment_fn(mean, std, config.augment, dtype),
+      augment_fn=classify.make_augment_fn(
+          mean, std, config.augment, dtype,
+          randaugment=(config.randaugment.num_ops, config.randaugment.magnitude),
+          mix_fn=mixing.make_mix_fn(num_classes, mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
+                                    switch_prob=config.mix_switch_prob),
+      ),
       init_variables=init_variables,
       tx=tx,
   )
