@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from cnnjax import models, train, transfer
+from cnnjax.export import export_classifier
 from cnnjax.data import mixing, pipeline, sources, views
 from cnnjax.train import classify, parallel
 from experiments import cli
@@ -68,6 +69,9 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
       init_variables=init_variables,
       tx=tx,
   )
+  if config.export and config.transfer.cached_head:
+    raise ValueError("config.export=True exports the whole model; it cannot follow config.transfer.cached_head "
+                     f"({config.transfer.cached_head!r}), which trains a separate head")
   if config.transfer.cached_head:
     inputs = _on_cached_features(config, model, init_variables, train_source, eval_source, preprocess, num_classes)
   train.fit(
@@ -77,12 +81,18 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                           aux_weight=config.aux_weight),
       **inputs,
   )
+  if config.export and jax.process_index() == 0:
+    sample = next(batches(0))["image"]
+    variables = {k: v for k, v in train.load_variables(workdir).items() if v}
+    export_classifier(model, variables, sample.shape[1:], os.path.join(workdir, "export", "classifier.jax"),
+                      mean=mean, std=std, input_dtype=sample.dtype)
   final = train.final_metrics(workdir)
   results = {
       "model": config.model,
       "dataset": config.dataset,
       "num_params": _count_params(model, next(batches(0))["image"]),
-      **{k: final[k] for k in ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s") if k in final},
+      **{k: final[k] for k in ("test_accuracy", "test_loss", "ema_test_accuracy", "ema_test_loss", "train_time_s",
+                               "train_images_per_s") if k in final},
   }
   if jax.process_index() == 0:
     train.write_results(workdir, results)
