@@ -35,6 +35,8 @@ def check_train_config(config: ml_collections.ConfigDict) -> None:
                          ("checkpoint_every", 0), ("keep_checkpoints", 1), ("seed", 0), ("grad_accum_steps", 1)):
     _check_int(config, field, minimum)
   devices, accum = jax.device_count(), config.get("grad_accum_steps", 1)
+  if config.batch_size % devices:
+    _fail("batch_size", config.batch_size, f"a multiple of the device count ({devices} devices)")
   if config.batch_size % (devices * accum):
     _fail("batch_size", config.batch_size, f"a multiple of the device count times grad_accum_steps "
           f"({devices} devices x {accum} micro-batches)")
