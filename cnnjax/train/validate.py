@@ -68,4 +68,5 @@ def _check_training_options(config: ml_collections.ConfigDict) -> None:
   steps = tuple(config.get("profile_steps", ()) or ())
   if steps and (len(steps) != 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in steps)
                 or not 1 <= steps[0] <= steps[1] <= config.num_steps):
-    _fail("profile_steps", steps, f"() or (first, last) steps with 1 <= first <= last <= num_steps ({config.num_steps})")
+    _fail("profile_steps", steps,
+          f"() or (first, last) steps with 1 <= first <= last <= num_steps ({config.num_steps})")

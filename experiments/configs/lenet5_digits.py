@@ -18,7 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.classes = ()  # a subset of class ids, relabelled 0..k-1; () = all
   config.examples_per_class = 0  # with `classes`: few-shot training set; 0 = all
   config.augment = ({"name": "random_crop", "pad": 2},)  # cnnjax.data.augment.build spec
-  config.randaugment = ml_collections.ConfigDict(dict(num_ops=0, magnitude=9))  # num_ops > 0 turns it on
+  # RandAugment: num_ops > 0 ops per example, at magnitude in [0, 10]; 0 ops = off
+  config.randaugment = ml_collections.ConfigDict(dict(num_ops=0, magnitude=9.0))
   config.mixup_alpha = 0.0  # > 0: mixup with lam ~ Beta(alpha, alpha), labels mixed alike
   config.cutmix_alpha = 0.0  # > 0: CutMix, labels weighted by the pasted area
   config.mix_switch_prob = 0.5  # with both on: the chance an example gets CutMix rather than mixup
