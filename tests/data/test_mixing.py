@@ -68,7 +68,8 @@ def test_cutmix_box_is_clipped_at_the_border():
 def test_both_on_switches_per_example():
   mix = jax.jit(mixing.make_mix_fn(NUM_CLASSES, mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=0.5))
   images = RNG.random((16, 5, 5, 1)).astype(np.float32)
-  out = np.asarray(mix(jax.random.PRNGKey(1), {"image": jnp.asarray(images), "label": jnp.zeros(16, jnp.int32)})["image"])
+  batch = {"image": jnp.asarray(images), "label": jnp.zeros(16, jnp.int32)}
+  out = np.asarray(mix(jax.random.PRNGKey(1), batch)["image"])
   # CutMix copies pixels (each equals its own or the partner's), mixup blends every pixel.
   copied = np.all((out == images) | (out == images[::-1]), axis=(1, 2, 3))
   assert 0 < copied.sum() < 16

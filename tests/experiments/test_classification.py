@@ -44,7 +44,8 @@ def test_training_options_all_on(tmp_path):
   images = np.stack([source[i]["image"] for i in range(4)])
   mean, std = classify.channel_stats(classification.load_split(config, "train"))
   model = models.create("lenet5", num_classes=10)
-  expected = model.apply(train.load_variables(str(tmp_path)), classify.make_preprocess(mean, std)({"image": images})["image"])
+  normalised = classify.make_preprocess(mean, std)({"image": images})["image"]
+  expected = model.apply(train.load_variables(str(tmp_path)), normalised)
   exported = load_exported(str(tmp_path / "export" / "classifier.jax"))
   np.testing.assert_allclose(exported.call(images), expected, rtol=1e-4, atol=1e-4)
 
