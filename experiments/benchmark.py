@@ -48,6 +48,10 @@ def _check(config: ml_collections.ConfigDict) -> None:
   bad = [f for f in config.torch_formats if f not in ("nchw", "nhwc")]
   if bad:
     raise ValueError(f"config.torch_formats={tuple(config.torch_formats)}: expected 'nchw' and/or 'nhwc'")
+  unknown = [o for o in config.get("train_option_names", ()) if o not in config.train_options]
+  if unknown:
+    raise ValueError(f"config.train_option_names={tuple(config.train_option_names)}: {unknown} not in "
+                     f"config.train_options ({sorted(config.train_options)})")
   if config.steps < 1 or config.warmup < 0 or config.turn < 1:
     raise ValueError(f"config.steps={config.steps}, config.warmup={config.warmup}, config.turn={config.turn}: "
                      "expected >= 1, >= 0 and >= 1")
@@ -151,6 +155,14 @@ def _models_markdown(results: dict) -> str:
     lines += [f"| {r['batch']} x {r['size']}^2 x {r['in']} -> {r['out']}, {r['kernel_size']}x{r['kernel_size']} | "
               + " | ".join(_fmt(r[f"{p}_{k}"]) for p in ("forward", "train") for k in ("xla_ms", "kernel_ms", "ratio"))
               + " |" for r in results["conv_layers"]]
+  if results.get("train_options"):
+    lines += ["", "## Training options (issue 22): the train step with one on, against the plain step", "",
+              "One device; ratio = step time with the option / plain step time (interleaved).", "",
+              "| model | batch | option | settings | step ms | plain ms | ratio |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['model']} | {r['batch_size']} | {r['option']} | {json.dumps(r['settings'])} | "
+              f"{_fmt(1e3 * r['train_step_s'])} | {_fmt(1e3 * r['plain_step_s'])} | {_fmt(r['ratio'])} |"
+              for r in results["train_options"]]
   if results.get("nms"):
     lines += ["", "## NMS (`cnnjax.detection.nms`, jitted)", "", "| boxes | latency ms | kept | compile s |",
               "| --- | --- | --- | --- |"]

@@ -17,8 +17,10 @@ import numpy as np
 
 from cnnjax import models, train, transfer
 from cnnjax.data import host_input as host_input_lib
-from cnnjax.data import pipeline, prepare, sources, views
+from cnnjax.data import mixing, pipeline, prepare, sources, views
+from cnnjax.export import export_classifier
 from cnnjax.train import classify, parallel
+from cnnjax.train.config import check_int, check_number, fail
 from experiments import cli
 
 
@@ -52,11 +54,38 @@ def host_input(config: ml_collections.ConfigDict):
   return transforms, train_source, eval_source, mean, std
 
 
+def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
+  """Checks every field of a classification config before any data is read; returns its training config."""
+  train_config = train.TrainConfig.from_config(config)
+  check_number("label_smoothing", config.label_smoothing, 0.0, 1.0)
+  check_number("aux_weight", config.aux_weight, 0.0, float("inf"))
+  for field, minimum in (("eval_batch_size", 1), ("image_size", 0), ("examples_per_class", 0),
+                         ("eval_resize", 0), ("data_workers", 0), ("stats_sample", 1)):
+    check_int(field, config[field], minimum)
+  for field in ("mixup_alpha", "cutmix_alpha"):
+    check_number(field, config[field], 0.0, float("inf"))
+  check_number("mix_switch_prob", config.mix_switch_prob, 0.0, 1.0, closed_high=True)
+  check_int("randaugment.num_ops", config.randaugment.num_ops, 0)
+  check_number("randaugment.magnitude", config.randaugment.magnitude, 0.0, 10.0, closed_high=True)
+  if config.host_crop not in host_input_lib.CROPS:
+    fail("host_crop", config.host_crop, f"one of {host_input_lib.CROPS}")
+  if config.host_crop != "resize" and not config.image_size:
+    fail("image_size", config.image_size, f"a crop size > 0 with host_crop={config.host_crop!r}")
+  low, high = config.crop_scale
+  if not 0 < low <= high <= 1:
+    fail("crop_scale", config.crop_scale, "(low, high) with 0 < low <= high <= 1")
+  if not 0 < config.crop_ratio[0] <= config.crop_ratio[1]:
+    fail("crop_ratio", config.crop_ratio, "(low, high) aspect ratios with 0 < low <= high")
+  if config.export and config.transfer.cached_head:
+    fail("export", config.export, "False with transfer.cached_head (which trains a separate head, not the model)")
+  return train_config
+
+
 def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains one classifier as configured and returns its final metrics."""
   parallel.maybe_initialize_distributed(**config.distributed)
-  train_config = train.TrainConfig.from_config(config)  # checked before any data is read
-  train.check_batch_size(train_config.batch_size)
+  train_config = check_config(config)
+  train.check_batch_size(train_config.batch_size, train_config.grad_accum_steps)
   num_classes = len(config.classes) or sources.info(config.dataset, data_dir=config.data_dir or None).num_classes
   dtype = jnp.dtype(config.dtype)
   model = models.create(config.model, num_classes=num_classes, dtype=dtype, **config.model_kwargs)
@@ -79,7 +108,12 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
           mesh,
           preprocess,
       ),
-      augment_fn=prepare.make_augment_fn(mean, std, config.augment, dtype),
+      augment_fn=prepare.make_augment_fn(
+          mean, std, config.augment, dtype,
+          randaugment=(config.randaugment.num_ops, config.randaugment.magnitude),
+          mix_fn=mixing.make_mix_fn(num_classes, mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
+                                    switch_prob=config.mix_switch_prob),
+      ),
       init_variables=init_variables,
       tx=tx,
   )
@@ -93,12 +127,17 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                           aux_weight=config.aux_weight),
       **inputs,
   )
+  if config.export and jax.process_index() == 0:
+    variables = {k: v for k, v in jax.device_get(result.state.variables).items() if v}
+    export_classifier(model, variables, example.shape[1:], os.path.join(workdir, "export", "classifier.jax"),
+                      mean=mean, std=std, input_dtype=example.dtype)
   summary = result.summary()
   results = {
       "model": config.model,
       "dataset": config.dataset,
       "num_params": _count_params(model, example),
-      **{k: summary[k] for k in ("test_accuracy", "test_loss", "train_time_s", "train_images_per_s") if k in summary},
+      **{k: summary[k] for k in ("test_accuracy", "test_loss", "ema_test_accuracy", "ema_test_loss", "train_time_s",
+                                 "train_images_per_s") if k in summary},
   }
   if jax.process_index() == 0:
     train.write_results(workdir, results)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnjax.data import augment as augment_lib
+from cnnjax.data import randaugment as randaugment_lib
 
 Batch = dict[str, Any]
 
@@ -28,13 +29,28 @@ def make_preprocess(mean: np.ndarray, std: np.ndarray, dtype: Any = jnp.float32)
 
 
 def make_augment_fn(
-    mean: np.ndarray, std: np.ndarray, spec: Sequence = (), dtype: Any = jnp.float32
+    mean: np.ndarray, std: np.ndarray, spec: Sequence = (), dtype: Any = jnp.float32, *,
+    randaugment: tuple[int, float] | None = None, mix_fn: Callable[[jax.Array, Batch], Batch] | None = None,
 ) -> Callable[[jax.Array, Batch], Batch]:
-  """Augments each example with its own key (`cnnjax.data.augment.build(spec)`), then normalises."""
+  """Augments each example with its own key, then normalises.
+
+  In order: `cnnjax.data.augment.build(spec)`, RandAugment with `(num_ops,
+  magnitude)` when given, `mix_fn` (`cnnjax.data.mixing.make_mix_fn`: mixup /
+  CutMix, adds `batch['targets']`) when given, normalisation.
+  """
   augment = augment_lib.build(spec)
+  rand_augment = randaugment_lib.build(*randaugment) if randaugment and randaugment[0] else None
 
   def augment_fn(key: jax.Array, batch: Batch) -> Batch:
-    images = augment_lib.normalize(augment(key, batch["image"]), mean, std)
-    return {**batch, "image": images.astype(dtype)}
+    # Only the options that are on take keys of their own, so a run without them draws as before.
+    images = augment(key, batch["image"])
+    if rand_augment is not None:
+      key, rand_key = jax.random.split(key)
+      images = rand_augment(rand_key, images)
+    if mix_fn is not None:
+      key, mix_key = jax.random.split(key)
+      batch = mix_fn(mix_key, {**batch, "image": images})
+      images = batch["image"]
+    return {**batch, "image": augment_lib.normalize(images, mean, std).astype(dtype)}
 
   return augment_fn

@@ -26,6 +26,8 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
   reader, for a ResNet's activations (ResNet-20's train step: 689 -> 629 ms).
 """
 
+import contextlib
+import contextvars
 import ctypes
 import functools
 
@@ -42,6 +44,23 @@ BAND_SPAN = 4  # kernel widths of input columns per band tile
 _YNN_FOR = ("LIBRARY_FUSION_TYPE_REDUCE",)
 _NO_MMAP_NO_TRIM = ((-4, 0), (-1, 2**31 - 1))  # glibc mallopt: M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
+
+
+_PORTABLE = contextvars.ContextVar("cnnjax_portable_lowering", default=False)
+
+
+@contextlib.contextmanager
+def portable():
+  """Traces without cnnjax's compiled kernels (FFI custom calls): for programs that leave this process.
+
+  `jax.export` files must run where cnnjax is not installed; inside this block
+  the convolutions that would call the kernels trace to XLA's own.
+  """
+  token = _PORTABLE.set(True)
+  try:
+    yield
+  finally:
+    _PORTABLE.reset(token)
 
 
 def compiler_options(platform: str) -> dict[str, str] | None:
@@ -91,7 +110,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   if rhs.shape[2] <= MAX_BANDED_CHANNELS and (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] <= MAX_BANDED_COST:
     cpu = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
   elif (len(set(window_strides)) == 1 and kernels.supports(lhs, rhs, pads, window_strides[0])
-        and kernels.load()):
+        and not _PORTABLE.get() and kernels.load()):
     cpu = lambda x, w: kernels.conv_nhwc(x, w, pads, window_strides[0])
   else:
     return call(lhs, rhs)

@@ -23,16 +23,21 @@ def _main_and_aux(outputs: Any) -> tuple[jax.Array, tuple[jax.Array, ...]]:
 def cross_entropy_loss(
     num_classes: int, *, label_smoothing: float = 0.0, aux_weight: float = 0.3
 ) -> Callable[[Any, Batch], tuple[jax.Array, dict]]:
-  """Softmax cross-entropy on `batch['label']`, plus `aux_weight` times each auxiliary head's."""
+  """Softmax cross-entropy, plus `aux_weight` times each auxiliary head's.
 
-  def xent(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+  The targets are `batch['targets']` (soft labels, e.g. mixed by mixup/CutMix)
+  where present, else one-hot `batch['label']`; the accuracy reads `batch['label']`.
+  """
+
+  def xent(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    targets = optax.smooth_labels(targets, label_smoothing)
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets).mean()
 
   def loss_fn(outputs: Any, batch: Batch) -> tuple[jax.Array, dict]:
     logits, aux = _main_and_aux(outputs)
-    main = xent(logits, batch["label"])
-    loss = main + aux_weight * sum(xent(a, batch["label"]) for a in aux)
+    targets = batch["targets"] if "targets" in batch else jax.nn.one_hot(batch["label"], num_classes)
+    main = xent(logits, targets)
+    loss = main + aux_weight * sum(xent(a, targets) for a in aux)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
     return loss, {"accuracy": accuracy, "error": 1.0 - accuracy}
 

@@ -11,20 +11,23 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine", "step")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _fail(field: str, value: Any, expected: str) -> None:
+def fail(field: str, value: Any, expected: str) -> None:
+  """Raises the one form of config error: the field, its value and what was expected."""
   raise ValueError(f"config.{field}={value!r}: expected {expected}")
 
 
-def _check_int(field: str, value: Any, minimum: int) -> None:
+def check_int(field: str, value: Any, minimum: int) -> None:
+  """An integer (not a bool) >= `minimum`."""
   if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-    _fail(field, value, f"an integer >= {minimum}")
+    fail(field, value, f"an integer >= {minimum}")
 
 
-def _check_number(field: str, value: Any, low: float, high: float, *, closed_high: bool = False) -> None:
+def check_number(field: str, value: Any, low: float, high: float, *, closed_high: bool = False) -> None:
+  """A number in [low, high), or [low, high] with `closed_high`."""
   ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value
   ok = ok and (value <= high if closed_high else value < high)
   if not ok:
-    _fail(field, value, f"a number in [{low}, {high}{']' if closed_high else ')'}")
+    fail(field, value, f"a number in [{low}, {high}{']' if closed_high else ')'}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,19 +51,19 @@ class OptimizerConfig:
   def __post_init__(self):
     object.__setattr__(self, "decay_at", tuple(self.decay_at))
     if self.name not in OPTIMIZERS:
-      _fail("optimizer.name", self.name, f"one of {OPTIMIZERS}")
+      fail("optimizer.name", self.name, f"one of {OPTIMIZERS}")
     if self.schedule not in SCHEDULES:
-      _fail("optimizer.schedule", self.schedule, f"one of {SCHEDULES}")
+      fail("optimizer.schedule", self.schedule, f"one of {SCHEDULES}")
     if isinstance(self.learning_rate, bool) or not (isinstance(self.learning_rate, (int, float))
                                                     and self.learning_rate > 0):
-      _fail("optimizer.learning_rate", self.learning_rate, "a positive number")
-    _check_int("optimizer.warmup_steps", self.warmup_steps, 0)
-    _check_number("optimizer.weight_decay", self.weight_decay, 0.0, float("inf"))
+      fail("optimizer.learning_rate", self.learning_rate, "a positive number")
+    check_int("optimizer.warmup_steps", self.warmup_steps, 0)
+    check_number("optimizer.weight_decay", self.weight_decay, 0.0, float("inf"))
     for field in ("momentum", "decay", "rms_momentum"):
-      _check_number(f"optimizer.{field}", getattr(self, field), 0.0, 1.0)
-    _check_number("optimizer.decay_factor", self.decay_factor, 0.0, 1.0, closed_high=True)
+      check_number(f"optimizer.{field}", getattr(self, field), 0.0, 1.0)
+    check_number("optimizer.decay_factor", self.decay_factor, 0.0, 1.0, closed_high=True)
     if any(not 0 < f < 1 for f in self.decay_at):
-      _fail("optimizer.decay_at", self.decay_at, "fractions of training in (0, 1)")
+      fail("optimizer.decay_at", self.decay_at, "fractions of training in (0, 1)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,22 +82,33 @@ class TrainConfig:
   skip_nonfinite: bool = False  # skip updates with a non-finite loss instead of stopping
   tensorboard: bool = True
   dtype: str = "float32"  # compute dtype of the model (parameters stay float32)
+  ema_decay: float = 0.0  # > 0: keep, checkpoint and evaluate a moving average of the parameters
+  grad_accum_steps: int = 1  # micro-batches per update (the batch splits into this many)
+  profile_steps: tuple[int, ...] = ()  # (first, last): a jax.profiler trace of those steps
 
   def __post_init__(self):
     if isinstance(self.optimizer, Mapping):
       object.__setattr__(self, "optimizer", OptimizerConfig(**self.optimizer))
     for field, minimum in (("num_steps", 1), ("batch_size", 1), ("log_every", 1), ("eval_every", 0),
-                           ("checkpoint_every", 0), ("keep_checkpoints", 1), ("seed", 0)):
-      _check_int(field, getattr(self, field), minimum)
+                           ("checkpoint_every", 0), ("keep_checkpoints", 1), ("seed", 0), ("grad_accum_steps", 1)):
+      check_int(field, getattr(self, field), minimum)
+    if self.batch_size % self.grad_accum_steps:
+      fail("batch_size", self.batch_size, f"a multiple of grad_accum_steps={self.grad_accum_steps}")
+    check_number("ema_decay", self.ema_decay, 0.0, 1.0)
+    object.__setattr__(self, "profile_steps", tuple(self.profile_steps or ()))
+    steps = self.profile_steps
+    if steps and (len(steps) != 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in steps)
+                  or not 1 <= steps[0] <= steps[1] <= self.num_steps):
+      fail("profile_steps", steps, f"() or (first, last) steps with 1 <= first <= last <= num_steps ({self.num_steps})")
     if self.optimizer.warmup_steps >= self.num_steps:
-      _fail("optimizer.warmup_steps", self.optimizer.warmup_steps,
+      fail("optimizer.warmup_steps", self.optimizer.warmup_steps,
             f"fewer steps than the run's num_steps={self.num_steps}")
     if self.dtype not in DTYPES:
-      _fail("dtype", self.dtype, f"one of {DTYPES}")
+      fail("dtype", self.dtype, f"one of {DTYPES}")
     if self.best_mode not in ("max", "min"):
-      _fail("best_mode", self.best_mode, "'max' or 'min'")
+      fail("best_mode", self.best_mode, "'max' or 'min'")
     if self.best_metric is not None and not isinstance(self.best_metric, str):
-      _fail("best_metric", self.best_metric, "the name of an evaluation metric, or None")
+      fail("best_metric", self.best_metric, "the name of an evaluation metric, or None")
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict | Mapping) -> "TrainConfig":
@@ -106,7 +120,7 @@ class TrainConfig:
       known = {f.name for f in dataclasses.fields(OptimizerConfig)}
       unknown = sorted(set(optimizer) - known)
       if unknown:
-        _fail(f"optimizer.{unknown[0]}", optimizer[unknown[0]], f"one of the optimizer's fields {sorted(known)}")
+        fail(f"optimizer.{unknown[0]}", optimizer[unknown[0]], f"one of the optimizer's fields {sorted(known)}")
       values["optimizer"] = OptimizerConfig(**optimizer)
     for field in ("num_steps", "batch_size"):
       if field not in values:

@@ -19,7 +19,8 @@ from cnnjax.train import parallel
 from cnnjax.train.checkpoint import Checkpointer
 from cnnjax.train.config import TrainConfig
 from cnnjax.train.metrics import MetricWriter, plot_curves, write_config
-from cnnjax.train.optim import make_optimizer
+from cnnjax.train.optim import make_optimizer, make_schedule
+from cnnjax.train.profile import Profiler
 from cnnjax.train.state import TrainState, create_train_state
 from cnnjax.train.step import AugmentFn, LossFn, NonFiniteLossError, make_train_step
 
@@ -84,14 +85,15 @@ def fit(
   if experiment_config is None and not isinstance(config, TrainConfig):
     experiment_config = config
   config = config if isinstance(config, TrainConfig) else TrainConfig.from_config(config)
-  parallel.check_batch_size(config.batch_size)
+  parallel.check_batch_size(config.batch_size, config.grad_accum_steps)
   mesh = parallel.data_mesh()
   is_main = jax.process_index() == 0
   if is_main:
     write_config(workdir, experiment_config or ml_collections.ConfigDict(config.to_dict()))
   tx = tx or make_optimizer(config.optimizer, config.num_steps)
   sample = next(iter(batches(0)))["image"]
-  state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables)
+  state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables,
+                             ema_decay=config.ema_decay)
   state = parallel.replicate(state, mesh)
 
   checkpointer = Checkpointer(
@@ -104,12 +106,19 @@ def fit(
   start = int(state.step)
   writer = MetricWriter(workdir, resume_step=start, tensorboard=config.tensorboard, enabled=is_main)
   train_step = parallel.compile_train_step(
-      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=config.skip_nonfinite), mesh
+      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=config.skip_nonfinite,
+                      grad_accum_steps=config.grad_accum_steps,
+                      learning_rate_fn=make_schedule(config.optimizer, config.num_steps)),
+      mesh,
   )
+  if eval_fn is not None and state.ema_decay:
+    eval_fn = _with_ema(eval_fn)
+  profiler = Profiler(os.path.join(workdir, "profile"), config.profile_steps, enabled=is_main)
   try:
     result = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer,
-                    writer)
+                    writer, profiler)
   finally:
+    profiler.close()
     checkpointer.close()
     writer.close()
   if eval_fn is not None and not result.eval_metrics:  # resumed at the last step: nothing was trained
@@ -119,7 +128,16 @@ def fit(
   return result
 
 
-def _train(config: TrainConfig, state, train_step, batches, eval_fn, checkpointer, writer) -> FitResult:
+def _with_ema(eval_fn: Callable[[TrainState], dict[str, float]]) -> Callable[[TrainState], dict[str, float]]:
+  """`eval_fn` of the raw parameters and, `ema_`-prefixed, of their moving average."""
+
+  def evaluate(state: TrainState) -> dict[str, float]:
+    return {**eval_fn(state), **{f"ema_{k}": v for k, v in eval_fn(state.with_ema_params()).items()}}
+
+  return evaluate
+
+
+def _train(config: TrainConfig, state, train_step, batches, eval_fn, checkpointer, writer, profiler) -> FitResult:
   start, num_steps = int(state.step), config.num_steps
   log_every, eval_every, checkpoint_every = config.log_every, config.eval_every, config.checkpoint_every
   train_metrics: dict[str, float] = {}
@@ -128,7 +146,9 @@ def _train(config: TrainConfig, state, train_step, batches, eval_fn, checkpointe
   clock, images, train_seconds, train_images = time.perf_counter(), 0, 0.0, 0
   bar = tqdm(total=num_steps, initial=start, desc="train", unit="step", disable=jax.process_index() != 0)
   for step in range(start + 1, num_steps + 1):
+    profiler.before(step)
     state, metrics = train_step(state, next(batches))
+    profiler.after(step, state)
     pending.append(metrics)
     images += config.batch_size
     checkpoint_now = step == num_steps or (checkpoint_every and step % checkpoint_every == 0)

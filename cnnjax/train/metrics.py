@@ -60,21 +60,55 @@ def read_metrics(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def plot_curves(workdir: str, keys: Iterable[str] | None = None, filename: str = "curves.png") -> str:
-  """One panel per metric against the step, saved under `workdir/plots/`."""
+RUN_TOTALS = ("train_time_s", "train_images_per_s")  # one value per run: the results table's, not a curve's
+_SPLITS = ("ema_", "train_", "test_", "eval_", "val_", "validation_")  # prefixes naming where a metric was taken
+_FIRST = ("loss", "accuracy", "error")
+
+
+def metric_panels(keys: Iterable[str]) -> dict[str, list[str]]:
+  """Groups metric names by what they measure: `{'loss': ['test_loss', 'train_loss'], ...}`.
+
+  A name stripped of its split prefixes (`train_`, `test_`, `ema_`, ..) names its
+  panel, so the training and evaluation values of a metric share one; run
+  totals (`RUN_TOTALS`) are left out. Loss, accuracy and error come first.
+  """
+  panels: dict[str, list[str]] = {}
+  for key in sorted(set(keys) - set(RUN_TOTALS)):
+    panels.setdefault(_measure(key), []).append(key)
+  order = sorted(panels, key=lambda name: (_FIRST.index(name) if name in _FIRST else len(_FIRST), name))
+  return {name: panels[name] for name in order}
+
+
+def _measure(key: str) -> str:
+  """`key` without its split prefixes: 'ema_test_accuracy' -> 'accuracy'."""
+  prefix = next((p for p in _SPLITS if key.startswith(p) and len(key) > len(p)), None)
+  return key if prefix is None else _measure(key[len(prefix):])
+
+
+def plot_curves(workdir: str, keys: Iterable[str] | None = None, filename: str = "curves.png",
+                columns: int = 3) -> str:
+  """Metrics against the step in a grid of panels (`metric_panels`), saved under `workdir/plots/`."""
   # A bare Figure needs no pyplot backend, so notebooks keep their inline plots.
   from matplotlib.figure import Figure
 
   rows = read_metrics(workdir)
-  keys = list(keys or sorted({k for row in rows for k, v in row.items() if k != "step" and isinstance(v, (int, float))}))
-  fig = Figure(figsize=(4 * max(len(keys), 1), 3))
-  axes = fig.subplots(1, max(len(keys), 1), squeeze=False)
-  for ax, key in zip(axes[0], keys):
-    points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))]
-    if points:
-      ax.plot(*zip(*points), marker="." if len(points) < 30 else None)
-    ax.set(title=key, xlabel="step")
+  keys = keys or {k for row in rows for k, v in row.items() if k != "step" and isinstance(v, (int, float))}
+  panels = metric_panels(keys)
+  columns = max(1, min(columns, len(panels)))
+  grid = max(1, math.ceil(len(panels) / columns))
+  fig = Figure(figsize=(4.5 * columns, 3.2 * grid))
+  axes = fig.subplots(grid, columns, squeeze=False).ravel()
+  for ax, (name, members) in zip(axes, panels.items()):
+    for key in members:
+      points = [(row["step"], row[key]) for row in rows if isinstance(row.get(key), (int, float))]
+      if points:
+        ax.plot(*zip(*points), marker="." if len(points) < 30 else None, label=key)
+    ax.set(title=name, xlabel="step")
     ax.grid(alpha=0.3)
+    if len(members) > 1:
+      ax.legend(fontsize="small")
+  for ax in axes[len(panels):]:
+    ax.set_visible(False)
   fig.tight_layout()
   path = os.path.join(workdir, "plots", filename)
   os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -45,11 +45,14 @@ def data_mesh() -> Mesh:
   return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def check_batch_size(batch_size: int) -> None:
-  """Raises ValueError unless the global batch splits evenly over every device of every process."""
+def check_batch_size(batch_size: int, grad_accum_steps: int = 1) -> None:
+  """Raises ValueError unless the global batch (each micro-batch of it) splits evenly over every device."""
   devices = jax.device_count()
   if batch_size % devices:
     raise ValueError(f"config.batch_size={batch_size!r}: expected a multiple of the device count ({devices} devices)")
+  if batch_size % (devices * grad_accum_steps):
+    raise ValueError(f"config.batch_size={batch_size!r}: expected a multiple of the device count times "
+                     f"grad_accum_steps ({devices} devices x {grad_accum_steps} micro-batches)")
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

@@ -115,6 +115,30 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
   return rows
 
 
+def train_option_rows(config: dict) -> list[dict]:
+  """The train step with each of `config['train_option_names']` on, timed interleaved with the plain step.
+
+  One device, each model's first batch size and dtype; `ratio` = step time with the option / plain step time.
+  """
+  rows = []
+  for name in config["model_names"]:
+    spec = config["models"][name]
+    common = dict(batch_size=spec["batch_sizes"][0], image_shape=tuple(spec["image_shape"]),
+                  num_classes=config["num_classes"], dtype=config["dtypes"][0], devices=jax.local_devices()[:1],
+                  learning_rate=config["learning_rate"], momentum=config["momentum"], seed=config["seed"])
+    steps = {"plain": workloads.Classifier(name, **common).train_step}
+    for option in config["train_option_names"]:
+      steps[option] = workloads.Classifier(name, options=config["train_options"][option], **common).train_step
+    t = time_interleaved(steps, steps=config["steps"], warmup=config["warmup"], turn=config["turn"])
+    for option in config["train_option_names"]:
+      row = {"model": name, "batch_size": common["batch_size"], "dtype": common["dtype"], "option": option,
+             "settings": config["train_options"][option], "train_step_s": t[option]["median_s"],
+             "plain_step_s": t["plain"]["median_s"], "ratio": t[option]["median_s"] / t["plain"]["median_s"]}
+      print(json.dumps(row), file=sys.stderr)
+      rows.append(row)
+  return rows
+
+
 def style_row(config: dict, torch_mod, torch_device: str | None) -> dict:
   """Iterations per second of the Adam style step, and the PyTorch twin's where it runs."""
   from experiments.bench import torch_twins  # pylint: disable=import-outside-toplevel
@@ -180,6 +204,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
   out["torch_note"] = torch_device if torch_mod is None else f"torch on {torch_device}"
   out["classifiers"] = classifier_rows(config, torch_mod, torch_device if torch_mod else None, accelerator)
   if spec["extras"]:
+    out["train_options"] = train_option_rows(config) if config["train_option_names"] else []
     out["nms"] = nms_rows(config) if config["nms"]["num_boxes"] else []
     out["style"] = style_row(config, torch_mod, torch_device if torch_mod else None) if config["style"]["enabled"] else None
     on_cpu_kernels = accelerator == "cpu" and kernels.load()

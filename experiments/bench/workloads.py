@@ -20,8 +20,9 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cnnjax import models
-from experiments.bench.timing import peak_memory, reset_peak_memory
+from cnnjax.data import mixing
 from cnnjax.data.pipeline import prefetch_to_mesh
+from cnnjax.data.prepare import make_augment_fn
 from cnnjax.detection.boxes import nms
 from cnnjax.ops import kernels
 from cnnjax.style.extractor import WIDTHS, init_vgg_params, vgg_features
@@ -30,6 +31,7 @@ from cnnjax.train import parallel
 from cnnjax.train.classify import cross_entropy_loss
 from cnnjax.train.state import create_train_state
 from cnnjax.train.step import make_eval_step, make_train_step
+from experiments.bench.timing import peak_memory, reset_peak_memory
 
 
 def device_mesh(devices: Sequence[jax.Device]) -> Mesh:
@@ -60,11 +62,15 @@ class Classifier:
     host_batch: the batch as NumPy (`'image'` float32 NHWC, `'label'` int32).
     state: the current `TrainState` (donated and replaced by every train step).
     metrics: the last train step's metrics (`'loss'` of the parameters before it).
+
+  `options` turns on training options as the classification config names
+  them (`TRAIN_OPTIONS`), to time the step with each: e.g. `{'mixup_alpha': 0.2}`,
+  `{'randaugment': (2, 9)}` (num_ops, magnitude), `{'ema_decay': 0.999}`, `{'grad_accum_steps': 4}`.
   """
 
   def __init__(self, model_name: str, *, batch_size: int, image_shape: Sequence[int], num_classes: int = 10,
                dtype: str = "float32", devices: Sequence[jax.Device] | None = None, learning_rate: float = 0.01,
-               momentum: float = 0.9, seed: int = 0):
+               momentum: float = 0.9, seed: int = 0, options: Mapping[str, Any] | None = None):
     if len(image_shape) != 3:
       raise ValueError(f"image_shape={tuple(image_shape)}: expected (H, W, C)")
     self.mesh = device_mesh(devices or jax.local_devices())
@@ -77,10 +83,17 @@ class Classifier:
     self.host_batch = {"image": rng.standard_normal((batch_size, *image_shape), np.float32),
                        "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
     reset_peak_memory()
-    state = create_train_state(self.model, self.tx, jax.random.key(seed), jnp.asarray(self.host_batch["image"]))
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(TRAIN_OPTIONS))
+    if unknown:
+      raise ValueError(f"options {unknown}: expected names among {TRAIN_OPTIONS}")
+    state = create_train_state(self.model, self.tx, jax.random.key(seed), jnp.asarray(self.host_batch["image"]),
+                               ema_decay=options.get("ema_decay", 0.0))
     self.state = parallel.replicate(state, self.mesh)
     self.batch = self.put(self.host_batch)
-    train = parallel.compile_train_step(make_train_step(cross_entropy_loss(num_classes)), self.mesh)
+    step = make_train_step(cross_entropy_loss(num_classes), augment_fn=_augment_fn(options, num_classes, self.dtype),
+                           grad_accum_steps=options.get("grad_accum_steps", 1))
+    train = parallel.compile_train_step(step, self.mesh)
     infer = parallel.compile_eval_step(make_eval_step(lambda outputs, batch: {"logits": outputs}), self.mesh)
     self._train, train_s = _compile(train, self.state, self.batch)
     self._infer, infer_s = _compile(infer, self.state, self.batch)
@@ -111,6 +124,21 @@ class Classifier:
     for batch in batches:
       self.train_step(batch)
       yield
+
+
+TRAIN_OPTIONS = ("mixup_alpha", "cutmix_alpha", "mix_switch_prob", "randaugment", "ema_decay", "grad_accum_steps")
+
+
+def _augment_fn(options: Mapping[str, Any], num_classes: int, dtype: Any):
+  """The classification experiment's on-device augmentation for `options` (None when it has nothing to do)."""
+  mix = mixing.make_mix_fn(num_classes, mixup_alpha=options.get("mixup_alpha", 0.0),
+                           cutmix_alpha=options.get("cutmix_alpha", 0.0),
+                           switch_prob=options.get("mix_switch_prob", 0.5))
+  randaugment = tuple(options["randaugment"]) if options.get("randaugment") else None
+  if mix is None and randaugment is None:
+    return None
+  # The batch is random normal noise: identity normalisation, the images' values are beside the point.
+  return make_augment_fn(0.0, 1.0, (), dtype, randaugment=randaugment, mix_fn=mix)
 
 
 class StyleStep:

@@ -25,6 +25,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.torch = True  # compare with the PyTorch twins where torch is installed (and sees the accelerator)
   c.torch_every_device_count = False  # also time torch beside 2, 4, .. (host) devices, not only beside 1
   c.torch_formats = ("nchw",)  # PyTorch memory formats to time: 'nchw' (default) and/or 'nhwc' (channels_last)
+  # The train step with one training option on (issue 22), against the plain step, on one device. Off by
+  # default; e.g. --config.train_option_names="('mixup', 'cutmix', 'randaugment', 'ema', 'grad_accum4')".
+  c.train_options = ml_collections.ConfigDict({
+      "mixup": {"mixup_alpha": 0.2},
+      "cutmix": {"cutmix_alpha": 1.0},
+      "mixup_cutmix": {"mixup_alpha": 0.2, "cutmix_alpha": 1.0},
+      "randaugment": {"randaugment": (2, 9)},
+      "ema": {"ema_decay": 0.999},
+      "grad_accum4": {"grad_accum_steps": 4},
+  })
+  c.train_option_names = ()
   c.nms = ml_collections.ConfigDict({"num_boxes": (100, 1000, 4000), "iou_threshold": 0.5, "steps": 5})
   c.style = ml_collections.ConfigDict({"enabled": True, "image_size": 128, "arch": "vgg19",
                                        "widths": (64, 128, 256, 512, 512), "dtype": "float32", "steps": 5})

@@ -29,6 +29,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.channel_mean = ()  # normalisation constants in [0, 1] units; () = estimate them from a sample
   config.channel_std = ()
   config.stats_sample = 4096  # training images of the seeded sample that estimates them
+  # RandAugment: num_ops > 0 ops per example, at magnitude in [0, 10]; 0 ops = off
+  config.randaugment = ml_collections.ConfigDict(dict(num_ops=0, magnitude=9.0))
+  config.mixup_alpha = 0.0  # > 0: mixup with lam ~ Beta(alpha, alpha), labels mixed alike
+  config.cutmix_alpha = 0.0  # > 0: CutMix, labels weighted by the pasted area
+  config.mix_switch_prob = 0.5  # with both on: the chance an example gets CutMix rather than mixup
 
   config.batch_size = 64
   config.eval_batch_size = 200
@@ -40,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.label_smoothing = 0.0
   config.aux_weight = 0.3  # weight of auxiliary classifiers (GoogLeNet)
   config.skip_nonfinite = False
+  config.ema_decay = 0.0  # > 0: also keep and evaluate a moving average of the parameters (ema_test_accuracy)
+  config.grad_accum_steps = 1  # micro-batches per update (batch_size is the whole batch)
+  config.profile_steps = ()  # (first, last): a jax.profiler trace of those steps in workdir/profile
   config.tensorboard = True  # also write TensorBoard event files
 
   config.log_every = 50
@@ -48,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 2
   config.best_metric = "test_accuracy"
   config.best_mode = "max"
+  config.export = False  # also write workdir/export/classifier.jax: the inference function via jax.export
 
   config.transfer = ml_collections.ConfigDict(
       dict(init_from="", reinit=(), freeze=(), freeze_stages=0, cached_head="")

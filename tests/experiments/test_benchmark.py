@@ -107,6 +107,12 @@ def test_config_errors_name_the_field():
   config.devices = (0,)
   with pytest.raises(ValueError, match="config.devices"):
     benchmark.run(config, "/nonexistent")
+  config = benchmark_default.get_config()
+  config.train_option_names = ("ema", "swa")
+  with pytest.raises(ValueError, match=r"config.train_option_names=.*\['swa'\] not in"):
+    benchmark.run(config, "/nonexistent")
+  with pytest.raises(ValueError, match=r"options \['swa'\]"):
+    workloads.Classifier("lenet5", batch_size=2, image_shape=(32, 32, 1), options={"swa": 1})
 
 
 def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
@@ -115,6 +121,7 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   config.models.lenet5.image_shape, config.models.lenet5.batch_sizes = (16, 16, 1), (4,)
   config.nms.num_boxes, config.nms.steps, config.style.enabled = (16,), 2, False  # style: tested above
   config.conv_layers.shapes, config.conv_layers.steps = ((2, 6, 16, 32, 3),), 1
+  config.train_option_names = ("ema", "grad_accum4")  # the cheap ones to compile; the rest share the code path
   results = benchmark.run(config, str(tmp_path))
   rows = results["classifiers"]
   assert [r["devices"] for r in rows] == [1, 2]
@@ -123,10 +130,14 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   assert rows[0]["torch_nchw_loss_rel_diff"] < 1e-5  # the twin started from the same weights and batch
   assert all(r["train_images_per_s"] > 0 and r["peak_memory_bytes"] > 0 for r in rows)
   assert [r["num_boxes"] for r in results["nms"]] == [16] and results["style"] is None
+  assert [(r["option"], r["settings"]) for r in results["train_options"]] == [
+      ("ema", {"ema_decay": 0.999}), ("grad_accum4", {"grad_accum_steps": 4})]
+  assert all(r["ratio"] == pytest.approx(r["train_step_s"] / r["plain_step_s"]) for r in results["train_options"])
   (layer,) = results["conv_layers"]
   assert (layer["in"], layer["out"]) == (16, 32) and layer["train_ratio"] == pytest.approx(
       layer["train_kernel_ms"] / layer["train_xla_ms"])
   assert json.loads((tmp_path / "results.json").read_text())["classifiers"][1]["devices"] == 2
   table = (tmp_path / "benchmark.md").read_text()
-  assert "| lenet5 | 16x16x1 | 4 | float32 | 2 |" in table and "| 2 x 6^2 x 16 -> 32, 3x3 |" in table
+  assert "| lenet5 | 16x16x1 | 4 | float32 | 2 |" in table and "| lenet5 | 4 | grad_accum4 |" in table
+  assert "| 2 x 6^2 x 16 -> 32, 3x3 |" in table
   assert (tmp_path / "plots" / "benchmark.png").stat().st_size > 0

@@ -10,6 +10,7 @@ import pytest
 
 from cnnjax import models, train, transfer
 from cnnjax.data import host_input, prepare
+from cnnjax.export import load_exported
 from experiments import classification
 from experiments.bench import jpeg_dataset
 from experiments.configs import catalog, lenet5_digits, resnet_depth, transfer_digits
@@ -29,6 +30,26 @@ def test_default_run_learns_and_reports(tmp_path):
   assert written["test_accuracy"] == pytest.approx(results["test_accuracy"])
   assert {"train_time_s", "train_images_per_s", "test_loss"} <= set(written)
   assert os.path.exists(tmp_path / "plots" / "curves.png")
+
+
+def test_training_options_all_on(tmp_path):
+  config = small(lenet5_digits.get_config(), steps=6)
+  config.update_from_flattened_dict({
+      "mixup_alpha": 0.2, "cutmix_alpha": 1.0, "randaugment.num_ops": 1, "ema_decay": 0.9, "grad_accum_steps": 2,
+      "export": True, "batch_size": 16, "eval_batch_size": 500})
+  results = classification.run(config, str(tmp_path))
+  assert {"test_accuracy", "ema_test_accuracy"} <= set(results)
+  rows = train.read_metrics(str(tmp_path))
+  assert any("train_learning_rate" in r and "train_grad_norm" in r for r in rows)
+  # The exported file gives the logits of the checkpointed model on raw uint8 test images.
+  source = classification.load_split(config, "test")
+  images = np.stack([source[i]["image"] for i in range(4)])
+  mean, std = host_input.sample_channel_stats(classification.load_split(config, "train"))
+  model = models.create("lenet5", num_classes=10)
+  normalised = prepare.make_preprocess(mean, std)({"image": images})["image"]
+  expected = model.apply(train.load_variables(str(tmp_path)), normalised)
+  exported = load_exported(str(tmp_path / "export" / "classifier.jax"))
+  np.testing.assert_allclose(exported.call(images), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_transfer_variants_run_in_order_and_compare(tmp_path):

@@ -57,3 +57,25 @@ def test_a_batch_the_devices_do_not_divide_is_named(monkeypatch):
   config.batch_size = 30
   with pytest.raises(ValueError, match=r"config.batch_size=30: expected a multiple of the device count \(4 devices\)"):
     train.check_batch_size(config.batch_size)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("label_smoothing", 5.0, r"config.label_smoothing=5.0: expected a number in \[0.0, 1.0\)"),
+    ("eval_batch_size", 0, r"config.eval_batch_size=0: expected an integer >= 1"),
+    ("image_size", -3, r"config.image_size=-3: expected an integer >= 0"),
+    ("optimizer.warmup_steps", -5, r"config.optimizer.warmup_steps=-5: expected an integer >= 0"),
+    ("optimizer.warmup_steps", 900, r"config.optimizer.warmup_steps=900: expected fewer steps than .*800"),
+    ("mixup_alpha", -0.1, r"config.mixup_alpha=-0.1: expected a number in"),
+    ("mix_switch_prob", 1.5, r"config.mix_switch_prob=1.5: expected a number in \[0.0, 1.0\]"),
+    ("randaugment.num_ops", -1, r"config.randaugment.num_ops=-1: expected an integer >= 0"),
+    ("randaugment.magnitude", 11.0, r"config.randaugment.magnitude=11.0: expected a number in \[0.0, 10.0\]"),
+    ("host_crop", "random", r"config.host_crop='random': expected one of"),
+    ("crop_scale", (0.5, 0.1), r"config.crop_scale=\(0.5, 0.1\): expected \(low, high\)"),
+])
+def test_every_classification_field_is_checked_before_any_data_is_read(tmp_path, field, value, message):
+  config = lenet5_digits.get_config()
+  config.data_dir = str(tmp_path / "data")
+  config.update_from_flattened_dict({field: value})
+  with pytest.raises(ValueError, match=message):
+    classification.run(config, str(tmp_path / "work"))
+  assert not os.path.exists(tmp_path / "data") and not os.path.exists(tmp_path / "work")

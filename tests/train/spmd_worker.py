@@ -17,13 +17,13 @@ import ml_collections  # noqa: E402
 from flax import traverse_util  # noqa: E402
 
 
-def main(out: str, workdir: str) -> None:
+def main(out: str, workdir: str, grad_accum_steps: str = "1") -> None:
   train.maybe_initialize_distributed()
   rng = np.random.default_rng(0)
   data = [{"image": rng.integers(0, 256, (32, 32, 1), dtype=np.uint8), "label": np.int64(i % 10)} for i in range(64)]
   config = ml_collections.ConfigDict(dict(
       seed=0, num_steps=20, batch_size=16, log_every=1, checkpoint_every=0, keep_checkpoints=1, tensorboard=False,
-      optimizer=dict(name="momentum", learning_rate=0.05, schedule="constant"),
+      optimizer=dict(name="momentum", learning_rate=0.05, schedule="constant"), grad_accum_steps=int(grad_accum_steps),
   ))
   state = train.fit(
       config, workdir, model=models.create("lenet5", num_classes=10),
