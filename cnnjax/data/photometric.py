@@ -8,10 +8,12 @@ uint8; the rest compute in float. Grey is ITU-R 601 luma, as Pillow's `L` mode.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 _LUMA = (0.299, 0.587, 0.114)
-_SMOOTH = jnp.array([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0  # ImageFilter.SMOOTH
+# ImageFilter.SMOOTH; NumPy, since importing must not start a JAX backend (jax.distributed comes first)
+_SMOOTH = np.array([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], np.float32) / 13.0
 
 
 def _levels(image: Array) -> Array:

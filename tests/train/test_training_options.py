@@ -119,7 +119,7 @@ def test_fit_with_every_option_on(tmp_path):
   data = [{"image": image, "label": label} for image, label in zip(IMAGES, LABELS)]
   cfg = fit_config(ema_decay=0.5, grad_accum_steps=2, profile_steps=(2, 3))
   state = train.fit(cfg, str(tmp_path), model=NoBatchNorm(), loss_fn=xent, eval_fn=eval_fn,
-                    batches=lambda start: pipeline.batches(data, 8, seed=0, start_step=start))
+                    batches=lambda start: pipeline.batches(data, 8, seed=0, start_step=start)).state
   assert glob.glob(str(tmp_path / "profile" / "**" / "*.xplane.pb"), recursive=True), "no trace written"
   rows = train.read_metrics(str(tmp_path))
   schedule = optax.cosine_decay_schedule(0.1, 4)
