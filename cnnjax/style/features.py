@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cnnjax.ops import avg_pool, max_pool, xla_cpu
+from cnnjax.models.layers import conv_general_dilated
+from cnnjax.ops import avg_pool, max_pool
 
 STAGE_SIZES = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 WIDTHS = (64, 128, 256, 512, 512)
@@ -88,8 +89,8 @@ def vgg_features(params, images: jax.Array, taps: Sequence[str], *, pool: str = 
   for name in order[:deepest + 1]:
     if name.startswith("conv"):
       p = params[name]
-      x = xla_cpu.conv_general_dilated(x, jnp.asarray(p["kernel"], dtype), (1, 1), "SAME",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      x = conv_general_dilated(x, jnp.asarray(p["kernel"], dtype), (1, 1), "SAME",
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
       x = x + jnp.asarray(p["bias"], dtype)
     elif name.startswith("relu"):
       x = jax.nn.relu(x)

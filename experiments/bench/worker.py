@@ -22,7 +22,7 @@ import numpy as np
 
 from cnnjax.bench import workloads
 from cnnjax.bench.timing import time_interleaved
-from cnnjax.ops import kernels, xla_cpu
+from cnnjax.ops import kernels
 
 
 def _torch(config: dict, accelerator: str):
@@ -189,7 +189,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
   spec_path, out_path = argv[1:3]
-  xla_cpu.reuse_host_memory()
   with open(spec_path) as f:
     spec = json.load(f)
   result = measure(spec)

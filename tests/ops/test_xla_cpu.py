@@ -1,4 +1,4 @@
-"""xla_cpu: conv_general_dilated gives lax.conv_general_dilated's values and gradients; `stored` is the identity
+"""xla_cpu: conv_general_dilated gives lax.conv_general_dilated's values and gradients; `fusion_barrier` is the identity
 and computes its argument once; the CPU compile options."""
 
 import re
@@ -81,7 +81,7 @@ def test_compiler_options_apply_to_the_cpu_only_and_compile():
 def _stored_loss(store):
   def loss(x, a):
     y = jax.nn.relu(x * a + 0.5)
-    return jnp.sum(jnp.sin(xla_cpu.stored(y) if store else y) * jnp.arange(y.shape[-1]))
+    return jnp.sum(jnp.sin(xla_cpu.fusion_barrier(y) if store else y) * jnp.arange(y.shape[-1]))
   return loss
 
 
@@ -91,13 +91,13 @@ def test_stored_is_the_identity_for_values_and_gradients():
   got = jax.jit(jax.value_and_grad(_stored_loss(True), argnums=(0, 1)))(x, 1.5)
   for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-6)  # sums fused in another order
-  np.testing.assert_array_equal(np.asarray(jax.jit(xla_cpu.stored)(x[0, 0, 0])), np.asarray(x[0, 0, 0]))
+  np.testing.assert_array_equal(np.asarray(jax.jit(xla_cpu.fusion_barrier)(x[0, 0, 0])), np.asarray(x[0, 0, 0]))
 
 
 def _relus_in_compiled(store):
   def two_readers(x):
     y = jax.nn.relu(x * 2 + 1)
-    y = xla_cpu.stored(y) if store else y
+    y = xla_cpu.fusion_barrier(y) if store else y
     return jnp.transpose(y), y[::2] * 3
   text = jax.jit(two_readers).lower(jnp.ones((64, 48))).compile().as_text()
   return len(re.findall(r"\} maximum\(", text))
@@ -114,7 +114,7 @@ import re, jax, jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 from cnnjax.ops import xla_cpu
 x = jax.device_put(jnp.arange(8 * 6.).reshape(8, 6), NamedSharding(jax.make_mesh((2,), ("data",)), P("data")))
-f = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(xla_cpu.stored(jax.nn.relu(x))))))
+f = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(xla_cpu.fusion_barrier(jax.nn.relu(x))))))
 print(len(re.findall(r"all-reduce|all-gather|all-to-all|collective-permute", f.lower(x).compile().as_text())))
 print(bool(jnp.allclose(f(x), jnp.cos(jax.nn.relu(x)) * (x > 0))))
 """
