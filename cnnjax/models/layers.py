@@ -63,9 +63,9 @@ class BatchNorm(nn.BatchNorm):
   @nn.compact
   def __call__(self, x: jax.Array, use_running_average: bool | None = None, *, mask: jax.Array | None = None
                ) -> jax.Array:
-    use_running_average = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
     if _STOCK.get() or mask is not None or not self._one_pass_fields():
       return super().__call__(x, use_running_average, mask=mask)
+    use_running_average = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
     features = (x.shape[-1],)
     running_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
     running_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
