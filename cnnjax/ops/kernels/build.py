@@ -64,7 +64,8 @@ def call(target: str, result: jax.ShapeDtypeStruct, *operands: jax.Array, fallba
 
 _kernel_call_p = core.Primitive("cnnjax_cpu_kernel")
 _kernel_call_p.def_abstract_eval(lambda *_, result, **__: jax.core.ShapedArray(result.shape, result.dtype))
-_kernel_call_p.def_impl(lambda *operands, **params: jax.jit(functools.partial(_kernel_call_p.bind, **params))(*operands))
+_kernel_call_p.def_impl(lambda *operands, **params: jax.jit(functools.partial(_kernel_call_p.bind, **params))(
+    *operands))  # eagerly: as a one-op program
 
 
 def _lower(ctx, *operands, target, result, fallback, attributes, on_cpu: bool):
