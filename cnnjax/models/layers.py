@@ -22,7 +22,7 @@ from jax import lax
 
 from cnnjax import ops
 from cnnjax.ops import xla_cpu
-from cnnjax.ops.batch_norm import batch_norm, normalize
+from cnnjax.ops.batch_norm import batch_norm
 
 _STOCK = contextvars.ContextVar("cnnjax_stock_flax", default=False)
 Padding = str | Sequence[tuple[int, int]]
@@ -53,8 +53,8 @@ Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
 
 class BatchNorm(nn.BatchNorm):
   """flax's `nn.BatchNorm`, same variables (params `scale`, `bias`; batch_stats `mean`, `var`) and values, its
-  training mode on `cnnjax.ops.batch_norm` (one pass per pair of batch sums on the CPU) where its fields are
-  these defaults but `use_running_average`, `momentum`, `epsilon` and `dtype`. Defaults are PyTorch's (its
+  training mode on `cnnjax.ops.batch_norm` (one pass per pair of batch sums on the CPU) where its fields other
+  than `use_running_average`, `momentum`, `epsilon` and `dtype` have flax's defaults. Defaults are PyTorch's (its
   momentum 0.1 is 0.9 here), so converted weights behave the same. Statistics are float32."""
   use_running_average: bool | None = False
   momentum: float = 0.9
@@ -63,18 +63,15 @@ class BatchNorm(nn.BatchNorm):
   @nn.compact
   def __call__(self, x: jax.Array, use_running_average: bool | None = None, *, mask: jax.Array | None = None
                ) -> jax.Array:
-    if _STOCK.get() or mask is not None or not self._one_pass_fields():
+    evaluating = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+    if evaluating or _STOCK.get() or mask is not None or not self._one_pass_fields():
       return super().__call__(x, use_running_average, mask=mask)
-    use_running_average = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
     features = (x.shape[-1],)
     running_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
     running_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
     scale = self.param("scale", nn.initializers.ones, features, jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
     dtype = self.dtype or jnp.result_type(x.dtype, jnp.float32)
-    if use_running_average:
-      inv_std = lax.rsqrt(running_var.value + self.epsilon)
-      return normalize(x, running_mean.value, inv_std, scale, bias).astype(dtype)
     y, mean, var = batch_norm(x.astype(jnp.float32), scale, bias, self.epsilon)
     if not self.is_initializing():
       running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean

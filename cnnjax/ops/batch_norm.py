@@ -50,7 +50,7 @@ def _forward(x, scale, bias, epsilon):
   raw_var = sum_xx / count - jnp.square(mean)
   var = jnp.maximum(raw_var, 0.0)
   inv = lax.rsqrt(var + epsilon)
-  return (normalize(x, mean, inv, scale, bias), mean, var), (x, scale, mean, raw_var, inv)
+  return (_normalize(x, mean, inv, scale, bias), mean, var), (x, scale, mean, raw_var, inv)
 
 
 def _backward(epsilon, residuals, cotangents):
@@ -70,7 +70,7 @@ def _backward(epsilon, residuals, cotangents):
 _one_pass.defvjp(_forward, _backward)
 
 
-def normalize(x: jax.Array, mean: jax.Array, inv_std: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+def _normalize(x: jax.Array, mean: jax.Array, inv_std: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
   """(x - mean) * scale / std + bias, by channel, in flax's order of operations."""
   return (x - mean) * (scale * inv_std) + bias
 
