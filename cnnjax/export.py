@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnjax.data.augment import normalize
-from cnnjax.ops import xla_cpu
+from cnnjax.models import layers
 
 
 def export_classifier(
@@ -53,7 +53,7 @@ def export_classifier(
 
   batch, = jax.export.symbolic_shape("batch")
   spec = jax.ShapeDtypeStruct((batch, *map(int, image_shape)), jnp.dtype(input_dtype))
-  with xla_cpu.portable():
+  with layers.stock_flax():  # no cnnjax kernel (FFI custom call) in a file that leaves this process
     exported = jax.export.export(jax.jit(infer), platforms=platforms)(spec)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "wb") as f:

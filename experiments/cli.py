@@ -12,8 +12,6 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from cnnjax.ops import xla_cpu
-
 CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
 
 
@@ -39,7 +37,6 @@ def launch(
   def main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    xla_cpu.reuse_host_memory()
     print(report(run(config_flag.value, workdir_flag.value)))
 
   app.run(main)

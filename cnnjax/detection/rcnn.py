@@ -16,7 +16,7 @@ import optax
 
 from cnnjax.detection.boxes import select_detections
 from cnnjax.detection.proposals import crop_and_resize, decode_deltas, encode_deltas, roi_max_pool
-from cnnjax.models.layers import Conv
+from cnnjax.models.layers import Conv, max_pool
 
 
 class _Trunk(nn.Module):
@@ -29,7 +29,7 @@ class _Trunk(nn.Module):
     for i, w in enumerate(self.widths):
       x = nn.relu(Conv(w, (3, 3), padding="SAME", dtype=self.dtype)(x))
       if i < self.pools:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool(x, (2, 2), strides=(2, 2))
     return x
 
 

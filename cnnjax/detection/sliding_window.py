@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from cnnjax.detection.boxes import select_detections
-from cnnjax.models.layers import Conv
+from cnnjax.models.layers import Conv, max_pool
 
 
 def feature_size(window: int, features: Sequence[int], kernel: int) -> int:
@@ -42,7 +42,7 @@ class _Trunk(nn.Module):
   def __call__(self, x):
     for i, f in enumerate(self.features):
       x = Conv(f, (self.kernel, self.kernel), padding="VALID", dtype=self.dtype, name=f"conv{i}")(x)
-      x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+      x = max_pool(nn.relu(x), (2, 2), strides=(2, 2))
     return x
 
 

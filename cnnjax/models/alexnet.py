@@ -5,9 +5,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import Conv, adaptive_avg_pool, check_input, expected_channels
+from cnnjax.models.layers import Conv, adaptive_avg_pool, check_input, expected_channels, max_pool
 from cnnjax.models.registry import register
-from cnnjax.ops import max_pool
 
 # (features, kernel, stride, padding, max-pool after) for conv1..conv5.
 _CONVS = ((64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),

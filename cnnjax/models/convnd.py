@@ -6,9 +6,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import ConvBlock, check_input, expected_channels, global_avg_pool
+from cnnjax.models.layers import ConvBlock, check_input, expected_channels, global_avg_pool, max_pool
 from cnnjax.models.registry import register
-from cnnjax.ops import max_pool
 
 
 class ConvNetND(nn.Module):

@@ -12,9 +12,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnjax.embedding.losses import PAIR_FORMS, pair_features
-from cnnjax.models.layers import ConvBlock, check_choice, check_input, global_avg_pool
+from cnnjax.models.layers import ConvBlock, check_choice, check_input, global_avg_pool, max_pool
 from cnnjax.models.registry import register
-from cnnjax.ops import max_pool
 
 
 def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import ConvBlock, check_input, global_avg_pool
+from cnnjax.models.layers import ConvBlock, check_input, global_avg_pool, max_pool
 from cnnjax.models.registry import register
 
 
@@ -18,7 +18,7 @@ class ConvTrunk(nn.Module):
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     for w in self.widths:
       x = ConvBlock(w, (3, 3), dtype=self.dtype)(x, train)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = max_pool(x, (2, 2), strides=(2, 2))
     return global_avg_pool(x)
 
 

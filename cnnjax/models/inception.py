@@ -6,9 +6,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnjax.models.layers import (ConvBlock, adaptive_avg_pool, check_input, expected_channels,
-                                  global_avg_pool)
+                                  global_avg_pool, max_pool)
 from cnnjax.models.registry import register
-from cnnjax.ops import max_pool
 
 
 class InceptionModule(nn.Module):

@@ -1,46 +1,113 @@
-"""Pieces shared by the model zoo: input validation, conv+BN+ReLU, adaptive pooling."""
+"""The zoo's layers and shared pieces: Conv, BatchNorm, pooling, the fusion barrier, input validation.
 
+These layers are the one door from the models to cnnjax's CPU fast paths
+(`cnnjax.ops.xla_cpu`, `cnnjax.ops.kernels`, the one-pass BatchNorm): each takes
+stock Flax's arguments, gives its values and variables, and chooses its CPU
+path only where the program is lowered for the CPU (`lax.platform_dependent`),
+so a GPU or TPU program is the one stock Flax layers give (tests/models/
+test_accelerator_programs.py holds every zoo model to that). Under
+`stock_flax()` they are stock Flax outright: the reference to compare with.
+"""
+
+import contextlib
+import contextvars
+import dataclasses
 import functools
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cnnjax import ops
 from cnnjax.ops import xla_cpu
-from cnnjax.ops.batch_norm import batch_norm, normalize
+from cnnjax.ops.batch_norm import batch_norm
+
+_STOCK = contextvars.ContextVar("cnnjax_stock_flax", default=False)
+Padding = str | Sequence[tuple[int, int]]
+# The fields the one-pass path implements at any value (and the module's own).
+_ONE_PASS_FIELDS = ("use_running_average", "momentum", "epsilon", "dtype", "parent", "name")
+
+
+@contextlib.contextmanager
+def stock_flax() -> Iterator[None]:
+  """Models traced inside build stock Flax layers: `nn.Conv` on lax's convolution, `nn.BatchNorm`,
+  `nn.max_pool`/`nn.avg_pool`, no fusion barrier. Same parameters; read while tracing, so jit afresh inside."""
+  token = _STOCK.set(True)
+  try:
+    yield
+  finally:
+    _STOCK.reset(token)
+
+
+def conv_general_dilated(*args, **kwargs) -> jax.Array:
+  """`lax.conv_general_dilated`'s arguments and values; on the CPU, `xla_cpu.conv_general_dilated`'s paths."""
+  return (lax.conv_general_dilated if _STOCK.get() else xla_cpu.conv_general_dilated)(*args, **kwargs)
+
 
 # Every trainable 2D convolution of cnnjax's networks: `nn.Conv` with the XLA:CPU fast paths of
 # `cnnjax.ops.xla_cpu` (same values and parameters).
-Conv = functools.partial(nn.Conv, conv_general_dilated=xla_cpu.conv_general_dilated)
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
 
 
-class BatchNorm(nn.Module):
-  """flax's `nn.BatchNorm` over the last axis, same variables (params `scale`, `bias`; batch_stats `mean`,
-  `var`) and values, on `cnnjax.ops.batch_norm` (one pass per pair of batch sums on the CPU). Defaults are
-  PyTorch's (its momentum 0.1 is 0.9 here), so converted weights behave the same."""
-  use_running_average: bool = False
+class BatchNorm(nn.BatchNorm):
+  """flax's `nn.BatchNorm`, same variables (params `scale`, `bias`; batch_stats `mean`, `var`) and values, its
+  training mode on `cnnjax.ops.batch_norm` (one pass per pair of batch sums on the CPU) where its fields other
+  than `use_running_average`, `momentum`, `epsilon` and `dtype` have flax's defaults. Defaults are PyTorch's (its
+  momentum 0.1 is 0.9 here), so converted weights behave the same. Statistics are float32."""
+  use_running_average: bool | None = False
   momentum: float = 0.9
   epsilon: float = 1e-5
-  dtype: Any = None  # of the output (None: the input's, at least float32); statistics are float32
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, x: jax.Array, use_running_average: bool | None = None, *, mask: jax.Array | None = None
+               ) -> jax.Array:
+    evaluating = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+    if evaluating or _STOCK.get() or mask is not None or not self._one_pass_fields():
+      return super().__call__(x, use_running_average, mask=mask)
     features = (x.shape[-1],)
     running_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
     running_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
     scale = self.param("scale", nn.initializers.ones, features, jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
     dtype = self.dtype or jnp.result_type(x.dtype, jnp.float32)
-    if self.use_running_average:
-      inv_std = lax.rsqrt(running_var.value + self.epsilon)
-      return normalize(x, running_mean.value, inv_std, scale, bias).astype(dtype)
     y, mean, var = batch_norm(x.astype(jnp.float32), scale, bias, self.epsilon)
     if not self.is_initializing():
       running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
       running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
     return y.astype(dtype)
+
+  def _one_pass_fields(self) -> bool:
+    """Whether every other field has the default that the one-pass path implements."""
+    return all(getattr(self, field.name) == field.default for field in dataclasses.fields(nn.BatchNorm)
+               if field.name not in _ONE_PASS_FIELDS and field.default is not dataclasses.MISSING)
+
+
+def max_pool(x: jax.Array, window_shape: Sequence[int], strides: Sequence[int], padding: Padding = "VALID"
+             ) -> jax.Array:
+  """`nn.max_pool`; on the CPU `cnnjax.ops.max_pool` (faster lowerings, the kernel gradient), same values."""
+  return _pool(nn.max_pool, ops.max_pool, x, tuple(window_shape), tuple(strides), padding)
+
+
+def avg_pool(x: jax.Array, window_shape: Sequence[int], strides: Sequence[int], padding: Padding = "VALID"
+             ) -> jax.Array:
+  """`nn.avg_pool` (padding counted); on the CPU `cnnjax.ops.avg_pool` (faster lowerings), same values."""
+  return _pool(nn.avg_pool, ops.avg_pool, x, tuple(window_shape), tuple(strides), padding)
+
+
+def _pool(stock, cpu, x, window_shape, strides, padding):
+  stock = functools.partial(stock, window_shape=window_shape, strides=strides, padding=padding)
+  if _STOCK.get():
+    return stock(x)
+  return lax.platform_dependent(
+      x, cpu=functools.partial(cpu, window_shape=window_shape, strides=strides, padding=padding), default=stock)
+
+
+def fusion_barrier(x: jax.Array) -> jax.Array:
+  """`x`, computed once and read from memory by all its consumers on the CPU (`xla_cpu.fusion_barrier`: XLA:CPU
+  would recompute it in each); `x` as it is elsewhere."""
+  return x if _STOCK.get() else xla_cpu.fusion_barrier(x)
 
 
 def check_input(x: Any, *, rank: int, channels: int | None = None, min_size: int = 1,

@@ -6,9 +6,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import Conv, check_choice, check_input, expected_channels
+from cnnjax.models.layers import Conv, avg_pool, check_choice, check_input, expected_channels, max_pool
 from cnnjax.models.registry import register
-from cnnjax.ops import avg_pool, max_pool
 
 
 def scaled_tanh(x: jnp.ndarray) -> jnp.ndarray:

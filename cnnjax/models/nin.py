@@ -5,9 +5,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import ConvBlock, check_input, expected_channels, global_avg_pool
+from cnnjax.models.layers import ConvBlock, check_input, expected_channels, global_avg_pool, max_pool
 from cnnjax.models.registry import register
-from cnnjax.ops import max_pool
 
 # Per mlpconv block: (kernel of the spatial conv, widths of the spatial conv then its 1x1 convs).
 _MLPCONVS = ((5, (192, 160, 96)), (5, (192, 192, 192)), (3, (192, 192)))

@@ -6,18 +6,17 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import (BatchNorm, Conv, check_choice, check_input, expected_channels,
-                                  global_avg_pool)
+from cnnjax.models.layers import (BatchNorm, Conv, check_choice, check_input, expected_channels, fusion_barrier,
+                                  global_avg_pool, max_pool)
 from cnnjax.models.registry import register
-from cnnjax.ops import max_pool, xla_cpu
 
 SHORTCUTS = ("projection", "pad", "none")
 
 
 def _relu(x: jnp.ndarray) -> jnp.ndarray:
-  """ReLU, its result stored once for all its readers (`xla_cpu.stored`: the residual sums would
+  """ReLU, its result computed once for all its readers (`fusion_barrier`: the residual sums would
   otherwise be recomputed along a whole stage on the CPU)."""
-  return xla_cpu.stored(nn.relu(x))
+  return fusion_barrier(nn.relu(x))
 
 
 class _Block(nn.Module):

@@ -6,9 +6,9 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import BatchNorm, Conv, check_choice, check_input, expected_channels
+from cnnjax.models.layers import (BatchNorm, Conv, avg_pool, check_choice, check_input, expected_channels,
+                                  max_pool)
 from cnnjax.models.registry import register
-from cnnjax.ops import avg_pool, max_pool
 
 _WIDTHS = (64, 128, 256, 512, 512)
 _POOLS = {"max": max_pool, "avg": avg_pool}

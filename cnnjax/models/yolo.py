@@ -5,7 +5,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import BatchNorm, Conv, check_input
+from cnnjax.models.layers import BatchNorm, Conv, check_input, max_pool
 from cnnjax.models.registry import create, register
 
 
@@ -40,7 +40,7 @@ class DarknetTiny(nn.Module):
         x = DarknetBlock(w // 2, kernel=1, dtype=self.dtype)(x, train)
         x = DarknetBlock(w, dtype=self.dtype)(x, train)
       if i < len(self.widths) - 1:
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool(x, (2, 2), strides=(2, 2))
     return x
 
 

@@ -6,8 +6,9 @@ fast formula `E[x^2] - E[x]^2`, and `(x - mean) * scale / sqrt(var + epsilon) + 
 Its statistics are two sums over the batch, and its gradient two more (of the
 output gradient and of its product with `x`). On the CPU each pair is one pass
 of `cnnjax.ops.kernels.channel_sums`, where XLA:CPU would read the array once
-per sum (ResNet-20 has 19 BatchNorms); elsewhere, and for channel counts or
-dtypes the kernel does not take, they are `jnp.sum`s.
+per sum (ResNet-20 has 19 BatchNorms); for channel counts or dtypes the kernel
+does not take, they are `jnp.sum`s. Elsewhere (GPU, TPU) it is flax's own
+formula, differentiated by autodiff: the program stock Flax gives.
 """
 
 import functools
@@ -19,10 +20,26 @@ from jax import lax
 from cnnjax.ops import kernels
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float
                ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """(y, mean, var) of float32 `x` [..., C] normalised over all axes but the last; `scale`, `bias` [C]."""
+  return lax.platform_dependent(x, scale, bias, cpu=functools.partial(_one_pass, epsilon=epsilon),
+                                default=functools.partial(_flax_formula, epsilon=epsilon))
+
+
+def _flax_formula(x, scale, bias, epsilon):
+  """flax's `nn.BatchNorm` as it stands (its gradient by autodiff): the program stock Flax gives off the CPU."""
+  axes, by_channel = tuple(range(x.ndim - 1)), (1,) * (x.ndim - 1) + (x.shape[-1],)
+  mean, mean_square = jnp.mean(x, axes), jnp.mean(jnp.square(x), axes)
+  var = jnp.maximum(0.0, mean_square - jnp.square(mean))
+  # flax's steps and shapes, so that autodiff gives flax's gradient program op for op.
+  y = x - jnp.expand_dims(mean, axes)
+  multiplier = lax.rsqrt(jnp.expand_dims(var, axes) + epsilon) * scale.reshape(by_channel)
+  return y * multiplier + bias.reshape(by_channel), mean, var
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _one_pass(x, scale, bias, epsilon):
   return _forward(x, scale, bias, epsilon)[0]
 
 
@@ -33,7 +50,7 @@ def _forward(x, scale, bias, epsilon):
   raw_var = sum_xx / count - jnp.square(mean)
   var = jnp.maximum(raw_var, 0.0)
   inv = lax.rsqrt(var + epsilon)
-  return (normalize(x, mean, inv, scale, bias), mean, var), (x, scale, mean, raw_var, inv)
+  return (_normalize(x, mean, inv, scale, bias), mean, var), (x, scale, mean, raw_var, inv)
 
 
 def _backward(epsilon, residuals, cotangents):
@@ -50,18 +67,17 @@ def _backward(epsilon, residuals, cotangents):
   return dx, d_k * inv, sum_dy
 
 
-batch_norm.defvjp(_forward, _backward)
+_one_pass.defvjp(_forward, _backward)
 
 
-def normalize(x: jax.Array, mean: jax.Array, inv_std: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+def _normalize(x: jax.Array, mean: jax.Array, inv_std: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
   """(x - mean) * scale / std + bias, by channel, in flax's order of operations."""
   return (x - mean) * (scale * inv_std) + bias
 
 
 def _sums(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
   """(sum a, sum a * b) over all axes but the last."""
+  if kernels.supports_channel_sums(a):
+    return tuple(kernels.channel_sums(a, b))
   axes = tuple(range(a.ndim - 1))
-  plain = lambda a, b: jnp.stack([jnp.sum(a, axes), jnp.sum(a * b, axes)])
-  if not (kernels.supports_channel_sums(a) and kernels.load()):
-    return tuple(plain(a, b))
-  return tuple(lax.platform_dependent(a, b, cpu=kernels.channel_sums, default=plain))
+  return jnp.sum(a, axes), jnp.sum(a * b, axes)

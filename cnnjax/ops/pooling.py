@@ -136,7 +136,7 @@ def max_pool(x: jax.Array, window_shape: int | Sequence[int],
   if ceil_mode:
     pads = _ceil_mode_pads(x.shape[1:-1], window, strides, pads)
   if (x.ndim == 4 and window == strides and not any(map(any, pads)) and math.prod(window) <= _MAX_SLICES
-      and kernels.supports_max_pool_grad(x) and kernels.load()):
+      and kernels.supports_max_pool_grad(x)):
     return lax.platform_dependent(x, cpu=lambda x: _max_pool_kernel_grad(x, window),
                                   default=lambda x: _max_pool(x, window, strides, pads))
   return _max_pool(x, window, strides, pads)

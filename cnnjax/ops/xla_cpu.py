@@ -1,4 +1,4 @@
-"""XLA:CPU made fast: compile options, host memory reuse, a drop-in `conv_general_dilated`, `stored`.
+"""XLA:CPU made fast: compile options, host memory reuse, a drop-in `conv_general_dilated`, a fusion barrier.
 
 Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
 
@@ -9,7 +9,8 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
   options keep YNNPACK for reductions only (without it BatchNorm's reductions
   become a slow `reduce-window`).
 - `reuse_host_memory`: without it every step maps, page-faults and zeroes its
-  temporaries anew (ResNet-20's train step: 641 -> 530 ms).
+  temporaries anew (ResNet-20's train step: 641 -> 530 ms). Applied when
+  `cnnjax.ops` is first imported (which every model and train step does).
 - `conv_general_dilated`, on the CPU, for 2D channels-last convolutions with
   few input channels (a first layer, LeNet-5's conv2), which are a poor fit for
   XLA:CPU's convolution kernels. Such a layer runs as one matrix product per
@@ -22,12 +23,10 @@ Measured on one core (BUILD.md, issue 7); GPUs and TPUs are left as they are.
   (ResNet-50's stem at 224 px). Layers with 16-512 channels run on the
   compiled kernels of `cnnjax.ops.kernels` (ResNet-20's train step:
   510 -> 376 ms); every other layer stays on the library conv.
-- `stored`: a value XLA:CPU computes once instead of recomputing it in each
+- `fusion_barrier`: a value XLA:CPU computes once instead of recomputing it in each
   reader, for a ResNet's activations (ResNet-20's train step: 689 -> 629 ms).
 """
 
-import contextlib
-import contextvars
 import ctypes
 import functools
 
@@ -44,24 +43,6 @@ BAND_SPAN = 4  # kernel widths of input columns per band tile
 _YNN_FOR = ("LIBRARY_FUSION_TYPE_REDUCE",)
 _NO_MMAP_NO_TRIM = ((-4, 0), (-1, 2**31 - 1))  # glibc mallopt: M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
-
-
-_PORTABLE = contextvars.ContextVar("cnnjax_portable_lowering", default=False)
-
-
-@contextlib.contextmanager
-def portable():
-  """Traces without cnnjax's compiled kernels (FFI custom calls): for programs that leave this process.
-
-  `jax.export` files must run where cnnjax is not installed; inside this block
-  the convolutions that would call the kernels trace to XLA's own.
-  """
-  token = _PORTABLE.set(True)
-  try:
-    yield
-  finally:
-    _PORTABLE.reset(token)
-
 
 def compiler_options(platform: str) -> dict[str, str] | None:
   """`jax.jit(..., compiler_options=...)` for a program that runs on `platform` ('cpu', 'gpu', ..)."""
@@ -80,8 +61,9 @@ def reuse_host_memory() -> bool:
   whose heap then keeps the block. The price: Python no longer runs ahead of a
   step (`data.pipeline.prefetch_to_mesh` reads batches on a thread of its own
   for that). Multi-device CPU programs still run on worker threads, faults and all.
-  Call it before JAX starts its CPU backend (the experiment and benchmark
-  launchers do).
+  The calling-thread setting takes effect only where JAX has not started its CPU
+  backend yet (`cnnjax.ops` applies it when first imported); GPU and TPU programs
+  are not affected.
   """
   mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
   if mallopt is None or not all([mallopt(param, value) == 1 for param, value in _NO_MMAP_NO_TRIM]):
@@ -109,15 +91,14 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   pads = tuple(tuple(p) for p in padding)
   if rhs.shape[2] <= MAX_BANDED_CHANNELS and (lhs.shape[2] + sum(pads[1])) / rhs.shape[1] <= MAX_BANDED_COST:
     cpu = functools.partial(banded_conv, strides=tuple(window_strides), pads=pads, precision=precision)
-  elif (len(set(window_strides)) == 1 and kernels.supports(lhs, rhs, pads, window_strides[0])
-        and not _PORTABLE.get() and kernels.load()):
+  elif len(set(window_strides)) == 1 and kernels.supports(lhs, rhs, pads, window_strides[0]):
     cpu = lambda x, w: kernels.conv_nhwc(x, w, pads, window_strides[0])
   else:
     return call(lhs, rhs)
   return lax.platform_dependent(lhs, rhs, cpu=cpu, default=lambda x, w: call(x, w))
 
 
-def stored(x: jax.Array) -> jax.Array:
+def fusion_barrier(x: jax.Array) -> jax.Array:
   """`x`, computed once and read from memory by all its consumers; in the backward pass, its gradient too.
 
   XLA:CPU copies a chain of element-wise ops into every consumer it can fuse
@@ -127,18 +108,18 @@ def stored(x: jax.Array) -> jax.Array:
   before it, in the forward pass and for every weight gradient. Values are
   unchanged; other platforms get `x` as it is.
   """
-  return lax.platform_dependent(x, cpu=_stored, default=lambda x: x)
+  return lax.platform_dependent(x, cpu=_once, default=lambda x: x)
 
 
 @jax.custom_vjp
-def _stored(x):
-  return _fusion_barrier(x)
+def _once(x):
+  return _barrier_loop(x)
 
 
-_stored.defvjp(lambda x: (_fusion_barrier(x), None), lambda _, g: (_fusion_barrier(g),))
+_once.defvjp(lambda x: (_barrier_loop(x), None), lambda _, g: (_barrier_loop(g),))
 
 
-def _fusion_barrier(x: jax.Array) -> jax.Array:
+def _barrier_loop(x: jax.Array) -> jax.Array:
   """`x` passed through a loop that XLA can neither remove nor fuse across.
 
   The loop runs once or not at all, by the top bit of an `rng_bit_generator`

@@ -23,8 +23,8 @@ import optax
 from skimage import color, exposure
 from tqdm.auto import tqdm
 
-from cnnjax.ops import xla_cpu
 from cnnjax.style.costs import content_cost, gram_matrix, style_cost_from_grams, total_cost, total_variation
+from cnnjax.train import parallel
 from cnnjax.train.step import NonFiniteLossError
 
 STYLE_LAYERS = {f"relu{b}_1": 0.2 for b in range(1, 6)}
@@ -230,7 +230,7 @@ def compiled_functions(extract: Extractor, content_layer: str, style_layers: tup
       z = jnp.clip(z, 0.0, 1.0)
     return z, opt_state, value
 
-  step = jax.jit(step, compiler_options=xla_cpu.compiler_options(jax.default_backend()))
+  step = parallel.jit(step)
   return Compiled(tx, jax.jit(targets), jax.jit(evaluate), step, to_image, from_image)
 
 

@@ -20,9 +20,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from cnnjax.ops import kernels
 from experiments.bench import workloads
 from experiments.bench.timing import time_interleaved
-from cnnjax.ops import kernels, xla_cpu
 
 
 def _torch(config: dict, accelerator: str):
@@ -214,7 +214,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
   spec_path, out_path = argv[1:3]
-  xla_cpu.reuse_host_memory()
   with open(spec_path) as f:
     spec = json.load(f)
   result = measure(spec)

@@ -1,5 +1,5 @@
-"""XLA:CPU kernels in C++ (XLA FFI custom calls), built for the host on first use; see `build`, `conv`,
-`channel_sums` and `max_pool_grad`."""
+"""XLA:CPU kernels in C++ (XLA FFI custom calls), built for the host when a program is first lowered for the CPU;
+see `build`, `conv`, `channel_sums` and `max_pool_grad`."""
 
 from cnnjax.ops.kernels.build import load
 from cnnjax.ops.kernels.channel_sums import channel_sums, supports as supports_channel_sums

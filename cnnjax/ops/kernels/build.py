@@ -4,8 +4,13 @@ The shared library is built with the system C++ compiler (`$CXX`, else `g++`)
 against the XLA FFI headers that ship with jaxlib, for this machine's
 instruction set (`-march=native`), and cached under `$CNNJAX_KERNEL_CACHE`
 (default `~/.cache/cnnjax/kernels`) by a hash of the source, the flags, jaxlib
-and the CPU. The build takes a few seconds the first time. Where there is no
-compiler, or `CNNJAX_KERNELS=0`, `load()` returns False and callers keep XLA's own ops.
+and the CPU. The build takes a few seconds the first time.
+
+It happens when a program is lowered for the CPU, never while tracing: `call`
+stages out a kernel call with a plain-JAX fallback, and only the CPU lowering
+rule builds the library, so a GPU or TPU program (and any trace) runs no
+compiler and warns of nothing. Where there is no compiler, or `CNNJAX_KERNELS=0`,
+`load()` returns False and the CPU program gets the fallback (XLA's own ops).
 """
 
 import ctypes
@@ -18,8 +23,11 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from typing import Callable
 
 import jax
+from jax.extend import core
+from jax.interpreters import mlir
 import jaxlib
 
 SOURCES = ("conv_nhwc.cc", "channel_sums.cc", "max_pool_grad.cc")
@@ -46,11 +54,29 @@ def load() -> bool:
   return True
 
 
-def call(target: str, result: jax.ShapeDtypeStruct, *operands: jax.Array, **attributes) -> jax.Array:
-  """`jax.ffi.ffi_call` of one of `TARGETS`; RuntimeError where the kernels could not be built."""
-  if not load():
-    raise RuntimeError("cnnjax's CPU kernels could not be built (see the warning); use XLA's own ops")
-  return jax.ffi.ffi_call(target, result)(*operands, **attributes)
+def call(target: str, result: jax.ShapeDtypeStruct, *operands: jax.Array, fallback: Callable[..., jax.Array],
+         **attributes) -> jax.Array:
+  """`jax.ffi.ffi_call` of one of `TARGETS` where lowered for a CPU that has the kernels, else `fallback(*operands)`
+  (the same result in plain JAX)."""
+  return _kernel_call_p.bind(*operands, target=target, result=result, fallback=fallback,
+                             attributes=tuple(attributes.items()))
+
+
+_kernel_call_p = core.Primitive("cnnjax_cpu_kernel")
+_kernel_call_p.def_abstract_eval(lambda *_, result, **__: jax.core.ShapedArray(result.shape, result.dtype))
+_kernel_call_p.def_impl(lambda *operands, **params: jax.jit(functools.partial(_kernel_call_p.bind, **params))(
+    *operands))  # eagerly: as a one-op program
+
+
+def _lower(ctx, *operands, target, result, fallback, attributes, on_cpu: bool):
+  """The kernel call on a CPU with the kernels (building them here, the first time), the fallback elsewhere."""
+  if on_cpu and load():
+    fallback = lambda *operands: jax.ffi.ffi_call(target, result)(*operands, **dict(attributes))
+  return mlir.lower_fun(fallback, multiple_results=False)(ctx, *operands)
+
+
+mlir.register_lowering(_kernel_call_p, functools.partial(_lower, on_cpu=False))
+mlir.register_lowering(_kernel_call_p, functools.partial(_lower, on_cpu=True), platform="cpu")
 
 
 def _build() -> pathlib.Path:

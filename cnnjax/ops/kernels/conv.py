@@ -16,6 +16,7 @@ one (BUILD.md), `conv_nhwc` uses it instead.
 import functools
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 from jax.experimental.custom_partitioning import custom_partitioning
 import numpy as np
@@ -76,19 +77,31 @@ def _output_size(x: jax.Array, kernel_hw: tuple[int, ...], pads, stride: int) ->
   return tuple((x.shape[1 + i] + sum(pads[i]) - kernel_hw[i]) // stride + 1 for i in range(2))
 
 
-def _call(target: str, shape: tuple[int, ...], pads, stride, *operands, **attributes) -> jax.Array:
+def _call(target: str, shape: tuple[int, ...], pads, stride, *operands, fallback, **attributes) -> jax.Array:
   (top, _), (left, _) = pads
-  return build.call(target, jax.ShapeDtypeStruct(shape, operands[0].dtype), *operands, pad_top=np.int64(top),
-                    pad_left=np.int64(left), stride=np.int64(stride), **attributes)
+  return build.call(target, jax.ShapeDtypeStruct(shape, operands[0].dtype), *operands, fallback=fallback,
+                    pad_top=np.int64(top), pad_left=np.int64(left), stride=np.int64(stride), **attributes)
 
 
 def _local_conv(x, w, pads, stride, flip):
   shape = (x.shape[0], *_output_size(x, w.shape[:2], pads, stride), w.shape[2 if flip else 3])
-  return _call("cnnjax_conv_nhwc", shape, pads, stride, x, w, flip=flip)
+  return _call("cnnjax_conv_nhwc", shape, pads, stride, x, w, flip=flip,
+               fallback=functools.partial(_xla_flipped_conv if flip else _xla_conv, pads=pads, stride=stride))
 
 
 def _local_weight_grad(x, dy, pads, stride, kernel_hw):
-  return _call("cnnjax_conv_nhwc_weight_grad", (*kernel_hw, x.shape[3], dy.shape[3]), pads, stride, x, dy)
+  shape = (*kernel_hw, x.shape[3], dy.shape[3])
+  return _call("cnnjax_conv_nhwc_weight_grad", shape, pads, stride, x, dy,
+               fallback=functools.partial(_xla_weight_grad, pads=pads, stride=stride, shape=shape))
+
+
+def _xla_flipped_conv(x, w, pads, stride):
+  """`x` * `w` flipped in space, its channel axes swapped: the kernel's `flip`."""
+  return _xla_conv(x, w[::-1, ::-1].swapaxes(2, 3), pads, stride)
+
+
+def _xla_weight_grad(x, dy, pads, stride, shape):
+  return jax.vjp(lambda w: _xla_conv(x, w, pads, stride), jnp.zeros(shape, x.dtype))[1](dy)[0]
 
 
 def _partition_conv(pads, stride, flip, mesh, arg_shapes, result_shape):

@@ -9,7 +9,10 @@ scatter per window element. Under a batch-sharded `jit`, each device runs the
 kernel on its own shard.
 """
 
+import functools
+
 import jax
+from jax import lax
 from jax.experimental.custom_partitioning import custom_partitioning
 import numpy as np
 
@@ -28,7 +31,15 @@ def max_pool_grad(x: jax.Array, dy: jax.Array, window: tuple[int, int]) -> jax.A
 
 def _local_grad(x, dy, window):
   return build.call("cnnjax_max_pool_grad", jax.ShapeDtypeStruct(x.shape, x.dtype), x, dy,
-                    window_h=np.int64(window[0]), window_w=np.int64(window[1]))
+                    fallback=functools.partial(_xla_grad, window=window), window_h=np.int64(window[0]),
+                    window_w=np.int64(window[1]))
+
+
+def _xla_grad(x, dy, window):
+  """XLA's select-and-scatter: the same gradient but where a window holds a NaN."""
+  dims = (1, *window, 1)
+  pool = lambda x: lax.reduce_window(x, -np.inf, lax.max, dims, dims, "VALID")
+  return jax.vjp(pool, x)[1](dy)[0]
 
 
 def _partition(window, mesh, arg_shapes, result_shape):
