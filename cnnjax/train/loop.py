@@ -15,8 +15,9 @@ from tqdm.auto import tqdm
 
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.train import parallel
+from cnnjax.train import workdir as workdir_lib
 from cnnjax.train.checkpoint import Checkpointer
-from cnnjax.train.metrics import MetricWriter, plot_curves, write_config
+from cnnjax.train.metrics import MetricWriter, plot_curves
 from cnnjax.train.optim import make_optimizer
 from cnnjax.train.state import TrainState, create_train_state
 from cnnjax.train.step import AugmentFn, LossFn, NonFiniteLossError, make_train_step
@@ -60,40 +61,41 @@ def fit(
     The final state, replicated over the devices.
 
   Raises:
+    WorkdirError: another process holds `workdir`, or it holds steps of a config
+      that differs in a field that changes results (see `cnnjax.train.workdir`).
     NonFiniteLossError: the loss was not finite (names the step); nothing after
       the last good checkpoint is saved.
   """
   check_train_config(config)
-  mesh = parallel.data_mesh()
   is_main = jax.process_index() == 0
-  if is_main:
-    write_config(workdir, config)
-  tx = tx or make_optimizer(config.optimizer, config.num_steps)
-  sample = next(iter(batches(0)))["image"]
-  state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables)
-  state = parallel.replicate(state, mesh)
+  with workdir_lib.claim(workdir, config, write=is_main):
+    mesh = parallel.data_mesh()
+    tx = tx or make_optimizer(config.optimizer, config.num_steps)
+    sample = next(iter(batches(0)))["image"]
+    state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables)
+    state = parallel.replicate(state, mesh)
 
-  checkpointer = Checkpointer(
-      os.path.join(workdir, "checkpoints"),
-      keep=config.get("keep_checkpoints", 3),
-      best_metric=config.get("best_metric"),
-      best_mode=config.get("best_mode", "max"),
-  )
-  state = checkpointer.restore(state)
-  start = int(state.step)
-  writer = MetricWriter(workdir, resume_step=start, tensorboard=config.get("tensorboard", True), enabled=is_main)
-  skip_nonfinite = config.get("skip_nonfinite", False)
-  train_step = parallel.compile_train_step(
-      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=skip_nonfinite), mesh
-  )
-  try:
-    state = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer, writer)
-  finally:
-    checkpointer.close()
-    writer.close()
-  if is_main:
-    plot_curves(workdir)
-  return state
+    checkpointer = Checkpointer(
+        os.path.join(workdir, "checkpoints"),
+        keep=config.get("keep_checkpoints", 3),
+        best_metric=config.get("best_metric"),
+        best_mode=config.get("best_mode", "max"),
+    )
+    state = checkpointer.restore(state)
+    start = int(state.step)
+    writer = MetricWriter(workdir, resume_step=start, tensorboard=config.get("tensorboard", True), enabled=is_main)
+    skip_nonfinite = config.get("skip_nonfinite", False)
+    train_step = parallel.compile_train_step(
+        make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=skip_nonfinite), mesh
+    )
+    try:
+      state = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer, writer)
+    finally:
+      checkpointer.close()
+      writer.close()
+    if is_main:
+      plot_curves(workdir)
+    return state
 
 
 def _train(config, state, train_step, batches, eval_fn, checkpointer, writer) -> TrainState:
