@@ -12,6 +12,7 @@ the same workdir resumes from it.
 
 import functools
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -89,9 +90,13 @@ def _save_state(path: str, state: State) -> None:
 def _load_state(path: str) -> State | None:
   if not os.path.exists(path):
     return None
-  with np.load(path, allow_pickle=False) as f:
-    n = sum(k.startswith("opt_") for k in f.files)
-    return State(int(f["step"]), f["image"], [f[f"opt_{i}"] for i in range(n)])
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      n = sum(k.startswith("opt_") for k in f.files)
+      return State(int(f["step"]), f["image"], [f[f"opt_{i}"] for i in range(n)])
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # truncated, or not our file
+    raise ValueError(f"{path} is damaged ({type(e).__name__}: {e}); delete it to restart the optimisation "
+                     "from step 0 in this workdir, or use another --workdir") from None
 
 
 if __name__ == "__main__":
