@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import BatchNorm, Conv, check_choice, check_input, expected_channels
+from cnnjax.models.layers import BatchNorm, Conv, check_choice, check_feature_map, check_input, expected_channels
 from cnnjax.models.registry import register
 from cnnjax.ops import avg_pool, max_pool
 
@@ -49,6 +49,7 @@ class VGG(nn.Module):
     check_choice("pool", self.pool, tuple(_POOLS))
     check_input(x, rank=4, channels=expected_channels(self, "conv1_1"),
                 min_size=2 ** len(self.stage_sizes))
+    input_shape = x.shape
     order = tap_names(self.stage_sizes)
     if taps is not None:
       taps = [taps] if isinstance(taps, str) else list(taps)
@@ -78,6 +79,7 @@ class VGG(nn.Module):
       x = _POOLS[self.pool](x, (2, 2), strides=(2, 2))
       if emit(f"pool{b}", x):
         return out
+    check_feature_map(self, x, "fc6", input_shape)
     x = x.reshape(x.shape[0], -1)
     for name in ("fc6", "fc7"):
       x = nn.relu(nn.Dense(4096, dtype=self.dtype, name=name)(x))
