@@ -180,7 +180,8 @@ def _path_name(path: tuple) -> str:
 def load_variables(workdir: str) -> dict:
   """`{'params', 'batch_stats'}` of the newest intact checkpoint a run wrote in `workdir` (as NumPy arrays)."""
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
+                                  item_handlers=ocp.StandardCheckpointHandler())
 
   def read(step: int) -> Any:
     _metadata_tree(manager, step)
