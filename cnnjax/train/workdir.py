@@ -25,13 +25,15 @@ LOCK_FILE = "run.lock"
 CONFIG_FILE = "config.json"
 OVERRIDE = "allow_config_change"
 # Leaf names (at any depth) whose change leaves the steps already taken valid: how long to run, how often to
-# log / evaluate / checkpoint, where data or weights are read from, and how processes find each other.
+# log / evaluate / checkpoint, where the datasets live, and how processes find each other (style transfer's
+# `checkpoint_dir` names its weights: it changes results).
 BOOKKEEPING = frozenset({
     "num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "best_metric", "best_mode",
-    "tensorboard", "data_dir", "checkpoint_dir", "num_plot_images", "coordinator_address", "num_processes",
-    "process_id", "local_device_ids", "initialization_timeout", OVERRIDE,
+    "tensorboard", "data_dir", "num_plot_images", "coordinator_address", "num_processes",
+    "process_id", OVERRIDE,
 })
 _SHOWN = 12  # differences listed in a refusal; the rest are counted
+_ABSENT = "<absent>"
 
 
 class WorkdirError(RuntimeError):
@@ -108,7 +110,7 @@ def check_config(workdir: str, config: ml_collections.ConfigDict) -> bool:
     return False
   old = _flatten(_read_config(path))
   new = _flatten(json.loads(config.to_json_best_effort()))
-  changed = diff(old, new)
+  changed = _diff(old, new)
   result_fields = [field for field in changed if field.rsplit(".", 1)[-1] not in BOOKKEEPING]
   lines = [f"  {field}: {_show(old, field)} -> {_show(new, field)}" for field in changed]
   if not result_fields:
@@ -127,12 +129,9 @@ def check_config(workdir: str, config: ml_collections.ConfigDict) -> bool:
       f"only {', '.join(sorted(BOOKKEEPING - {OVERRIDE}))} may change freely.")
 
 
-def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
   """Sorted flat field names whose values differ, or that only one of the two configs has."""
   return sorted(k for k in old.keys() | new.keys() if old.get(k, _ABSENT) != new.get(k, _ABSENT))
-
-
-_ABSENT = "<absent>"
 
 
 def _show(flat: dict[str, Any], field: str) -> str:
