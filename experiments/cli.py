@@ -95,9 +95,7 @@ def config_file_problem(path: str) -> str | None:
   if not os.path.isfile(path):
     return f"--config={path}: no such file; give the path of a config module such as {CONFIGS}/<name>.py"
   try:
-    spec = importlib.util.spec_from_file_location("_cnnjax_config_check", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_module(path)
   except Exception as e:  # a config file is user code: any failure to load it is reported the same way
     return f"--config={path} fails to load: {type(e).__name__}: {e}"
   if not callable(getattr(module, "get_config", None)):
@@ -122,10 +120,15 @@ def check_experiment(config: ml_collections.ConfigDict, experiment: str | None, 
 
 
 def _default_config(file: str) -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location(f"_cnnjax_default_{file[:-3]}", os.path.join(CONFIGS, file))
+  return _load_module(os.path.join(CONFIGS, file)).get_config()
+
+
+def _load_module(path: str):
+  """Runs the Python file `path` as a module of its own (not in `sys.modules`), as ml_collections does."""
+  spec = importlib.util.spec_from_file_location(f"_config_{os.path.basename(path)[:-3]}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module
 
 
 def check_paths(config: ml_collections.ConfigDict, workdir: str) -> None:
