@@ -69,7 +69,9 @@ def launch(
       if allow_flag.value:
         with cfg.unlocked():
           cfg[workdir_lib.OVERRIDE] = True
-      workdir_lib.check_config(workdir_flag.value, cfg)  # before the run reads data or writes anything
+      # Before the run reads data or writes anything; the run itself takes the lock.
+      workdir_lib.check_free(workdir_flag.value)
+      workdir_lib.check_config(workdir_flag.value, cfg)
     except (ValueError, workdir_lib.WorkdirError) as e:
       raise app.UsageError(str(e)) from None
     xla_cpu.reuse_host_memory()

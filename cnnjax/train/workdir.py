@@ -80,17 +80,33 @@ def claim(workdir: str, config: ml_collections.ConfigDict, *, write: bool = True
     yield
 
 
+def check_free(workdir: str) -> None:
+  """Raises `WorkdirError` naming the holder when another process holds `workdir` now (creates nothing)."""
+  path = os.path.join(workdir, LOCK_FILE)
+  if not os.path.exists(path):
+    return
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    _take(fd, workdir, path)
+  finally:
+    os.close(fd)
+
+
+def _take(fd: int, workdir: str, path: str) -> None:
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+    raise WorkdirError(f"workdir {workdir!r} is in use by {holder} (lock {path}); wait for that run to end, or "
+                       "choose another --workdir") from None
+
+
 @contextlib.contextmanager
 def _lock(workdir: str) -> Iterator[None]:
   path = os.path.join(workdir, LOCK_FILE)
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-      raise WorkdirError(f"workdir {workdir!r} is in use by {holder} (lock {path}); wait for that run to end, or "
-                         "choose another --workdir") from None
+    _take(fd, workdir, path)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, started {started}\n".encode(), 0)

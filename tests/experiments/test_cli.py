@@ -79,3 +79,18 @@ def test_a_resume_with_another_batch_size_is_refused_before_the_data_is_read(tmp
   assert "--allow_config_change" in message
   assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 32
   assert not os.path.exists(tmp_path / "data"), "nothing may be read or generated before the refusal"
+
+
+def test_a_second_run_on_a_workdir_in_use_stops_at_once_naming_the_first(tmp_path):
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time, ml_collections\nfrom cnnjax.train import workdir\n"
+       "with workdir.claim(sys.argv[1], ml_collections.ConfigDict()):\n  print('holding', flush=True)\n"
+       "  time.sleep(120)", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "holding"
+    message = run_cli("embedding", f"--workdir={tmp_path}", f"--config.data_dir={tmp_path}/data")
+  finally:
+    holder.kill()
+    holder.wait()
+  assert f"is in use by pid {holder.pid} on host " in message
+  assert not os.path.exists(tmp_path / "data"), "nothing may be read or generated before the refusal"

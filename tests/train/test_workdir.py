@@ -12,6 +12,7 @@ import pytest
 from cnnjax.train import workdir
 from cnnjax.train.workdir import WorkdirError
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 # Holds the workdir until killed; prints once it holds it.
 HOLDER = """
 import sys, time, ml_collections
@@ -36,17 +37,20 @@ def with_progress(path, cfg):
 
 
 def test_a_second_process_fails_at_once_naming_the_holder_and_a_killed_holder_frees_the_workdir(tmp_path):
-  holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+  holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
   try:
     assert holder.stdout.readline().strip() == "holding"
     with pytest.raises(WorkdirError, match=rf"in use by pid {holder.pid} on host .*, started 20\d\d-.*wait for "
                                            "that run to end, or choose another --workdir"):
       with workdir.claim(str(tmp_path), config()):
         pass
+    with pytest.raises(WorkdirError, match=rf"in use by pid {holder.pid} "):
+      workdir.check_free(str(tmp_path))
   finally:
     holder.send_signal(signal.SIGKILL)
     holder.wait()
+  workdir.check_free(str(tmp_path))
   with workdir.claim(str(tmp_path), config()):  # flock died with the process
     assert f"pid {os.getpid()}" in (tmp_path / workdir.LOCK_FILE).read_text()
 
