@@ -20,6 +20,7 @@ from cnnjax.data import host_input as host_input_lib
 from cnnjax.data import mixing, pipeline, prepare, sources, views
 from cnnjax.export import export_classifier
 from cnnjax.train import classify, parallel
+from cnnjax.train import workdir as workdir_lib
 from cnnjax.train.config import check_int, check_number, fail
 from experiments import cli
 
@@ -186,16 +187,16 @@ def _transfer(config, train_config, model, images):
 def run_variants(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs each variant in `workdir/<name>`; `transfer.init_from` may name an earlier variant."""
   results = {}
-  for name in config.variant_names:
-    variant = ml_collections.ConfigDict(config.to_dict())
-    del variant["variants"], variant["variant_names"]
-    variant.update_from_flattened_dict(_flatten(config.variants[name]))
-    if variant.transfer.init_from in config.variant_names:
-      variant.transfer.init_from = os.path.join(workdir, variant.transfer.init_from)
-    results[name] = train_classifier(variant, os.path.join(workdir, name))
-  train.write_config(workdir, config)
-  _plot_variants(workdir, config.variant_names, config.compare_metric)
-  train.write_results(workdir, {f"{name}/{k}": v for name, r in results.items() for k, v in r.items()})
+  with workdir_lib.claim(workdir, config, write=jax.process_index() == 0):
+    for name in config.variant_names:
+      variant = ml_collections.ConfigDict(config.to_dict())
+      del variant["variants"], variant["variant_names"]
+      variant.update_from_flattened_dict(_flatten(config.variants[name]))
+      if variant.transfer.init_from in config.variant_names:
+        variant.transfer.init_from = os.path.join(workdir, variant.transfer.init_from)
+      results[name] = train_classifier(variant, os.path.join(workdir, name))
+    _plot_variants(workdir, config.variant_names, config.compare_metric)
+    train.write_results(workdir, {f"{name}/{k}": v for name, r in results.items() for k, v in r.items()})
   return results
 
 

@@ -12,6 +12,7 @@ the same workdir resumes from it.
 
 import functools
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +24,8 @@ from cnnjax.style import content_cost
 from cnnjax.style.extractor import resolve_weights, vgg_features
 from cnnjax.style.images import load_image, save_image
 from cnnjax.style.transfer import State, stylize
-from cnnjax.train.metrics import MetricWriter, read_metrics, write_config, write_results
+from cnnjax.train import workdir as workdir_lib
+from cnnjax.train.metrics import MetricWriter, read_metrics, write_results
 from cnnjax.viz.style import plot_costs, plot_triptych
 from experiments import cli
 
@@ -40,41 +42,41 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                                   taps=taps, seed=config.seed)
   extract = functools.partial(vgg_features, pool=config.pool, preprocessing=preprocessing,
                               dtype=jnp.dtype(config.dtype))
-  os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
-  write_config(workdir, config)
-  ckpt = os.path.join(workdir, "checkpoints", "state.npz")
-  start = _load_state(ckpt)
-  if start:
-    logging.info("resuming from %s at step %d", ckpt, start.step)
-  writer = MetricWriter(workdir, resume_step=start.step if start else 0, tensorboard=False)
-  result = stylize(
-      extract, params, content, style, num_steps=config.num_steps, optimizer=config.optimizer,
-      learning_rate=config.learning_rate, content_layer=config.content_layer, style_layers=style_layers,
-      alpha=config.alpha, beta=config.beta, tv_weight=config.tv_weight, noise_ratio=config.noise_ratio,
-      parameterization=config.parameterization, scales=tuple(config.scales), color_mode=config.color,
-      seed=config.seed, log_every=config.log_every, start=start, checkpoint_every=config.checkpoint_every,
-      on_checkpoint=functools.partial(_save_state, ckpt),
-      on_log=lambda row: writer.write(row["step"], {k: v for k, v in row.items() if k != "step"}))
-  writer.close()
-  history = read_metrics(workdir)  # the whole history, also across resumes
-  save_image(result.image, os.path.join(workdir, "result.png"))
-  plot_triptych(content, style, result.image, os.path.join(workdir, "plots", "style_transfer.png"),
-                title=f"{config.arch} ({source}), {config.optimizer}, {history[-1]['step']} steps")
-  plot_costs(history, os.path.join(workdir, "plots", "costs.png"))
-  first, last = result.initial, result.final
-  # Scale for "the content cost stays bounded": the content cost of the style image itself.
-  acts = jax.jit(extract, static_argnums=2)(params, jnp.stack([content, style]), (config.content_layer,))
-  acts = acts[config.content_layer]
-  results = {
-      "weights": source, "preprocessing": preprocessing, "steps": history[-1]["step"],
-      "content_cost_start": first["content"], "content_cost": last["content"],
-      "style_cost_start": first["style"], "style_cost": last["style"],
-      "style_cost_reduction": first["style"] / max(last["style"], 1e-30),
-      "content_cost_of_style_image": float(content_cost(acts[0], acts[1])),
-      "total_cost": last["total"], "iterations_per_s": result.steps_per_second,
-      "image_size": config.image_size, "backend": jax.default_backend(),
-  }
-  write_results(workdir, results)
+  with workdir_lib.claim(workdir, config):
+    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+    ckpt = os.path.join(workdir, "checkpoints", "state.npz")
+    start = _load_state(ckpt)
+    if start:
+      logging.info("resuming from %s at step %d", ckpt, start.step)
+    writer = MetricWriter(workdir, resume_step=start.step if start else 0, tensorboard=False)
+    result = stylize(
+        extract, params, content, style, num_steps=config.num_steps, optimizer=config.optimizer,
+        learning_rate=config.learning_rate, content_layer=config.content_layer, style_layers=style_layers,
+        alpha=config.alpha, beta=config.beta, tv_weight=config.tv_weight, noise_ratio=config.noise_ratio,
+        parameterization=config.parameterization, scales=tuple(config.scales), color_mode=config.color,
+        seed=config.seed, log_every=config.log_every, start=start, checkpoint_every=config.checkpoint_every,
+        on_checkpoint=functools.partial(_save_state, ckpt),
+        on_log=lambda row: writer.write(row["step"], {k: v for k, v in row.items() if k != "step"}))
+    writer.close()
+    history = read_metrics(workdir)  # the whole history, also across resumes
+    save_image(result.image, os.path.join(workdir, "result.png"))
+    plot_triptych(content, style, result.image, os.path.join(workdir, "plots", "style_transfer.png"),
+                  title=f"{config.arch} ({source}), {config.optimizer}, {history[-1]['step']} steps")
+    plot_costs(history, os.path.join(workdir, "plots", "costs.png"))
+    first, last = result.initial, result.final
+    # Scale for "the content cost stays bounded": the content cost of the style image itself.
+    acts = jax.jit(extract, static_argnums=2)(params, jnp.stack([content, style]), (config.content_layer,))
+    acts = acts[config.content_layer]
+    results = {
+        "weights": source, "preprocessing": preprocessing, "steps": history[-1]["step"],
+        "content_cost_start": first["content"], "content_cost": last["content"],
+        "style_cost_start": first["style"], "style_cost": last["style"],
+        "style_cost_reduction": first["style"] / max(last["style"], 1e-30),
+        "content_cost_of_style_image": float(content_cost(acts[0], acts[1])),
+        "total_cost": last["total"], "iterations_per_s": result.steps_per_second,
+        "image_size": config.image_size, "backend": jax.default_backend(),
+    }
+    write_results(workdir, results)
   return results
 
 
@@ -88,9 +90,13 @@ def _save_state(path: str, state: State) -> None:
 def _load_state(path: str) -> State | None:
   if not os.path.exists(path):
     return None
-  with np.load(path, allow_pickle=False) as f:
-    n = sum(k.startswith("opt_") for k in f.files)
-    return State(int(f["step"]), f["image"], [f[f"opt_{i}"] for i in range(n)])
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      n = sum(k.startswith("opt_") for k in f.files)
+      return State(int(f["step"]), f["image"], [f[f"opt_{i}"] for i in range(n)])
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # truncated, or not our file
+    raise ValueError(f"{path} is damaged ({type(e).__name__}: {e}); delete it to restart the optimisation "
+                     "from step 0 in this workdir, or use another --workdir") from None
 
 
 if __name__ == "__main__":

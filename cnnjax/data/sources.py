@@ -83,6 +83,7 @@ def load(name: str, split: str, *, data_dir: str | None = None, decode_images: b
   _check_split(name, split, builder)
   if builder.info.splits[split].num_examples == 0:
     raise ValueError(f"split {split!r} of dataset {name!r} is empty (in {builder.data_path})")
+  _check_files(name, split, builder)
   decoders = None if decode_images else {
       key: tfds.decode.SkipDecoding() for key, feature in builder.info.features.items()
       if isinstance(feature, tfds.features.Image)}
@@ -181,9 +182,34 @@ def _check_split(name: str, split: str, builder: tfds.core.DatasetBuilder) -> No
   if not isinstance(split, str) or not split.strip():
     raise ValueError(f"split must be a split name of dataset {name!r} such as {known}, got {split!r}")
   for part in split.split("+"):
-    base = re.match(r"\s*([^\[\s]*)", part).group(1)
+    base = _split_base(part)
     if base not in known:
       raise ValueError(f"unknown split {base!r} of dataset {name!r} (in {split!r}); known splits: {known}")
+
+
+def _check_files(name: str, split: str, builder: tfds.core.DatasetBuilder) -> None:
+  """Raises ValueError naming a file of `split` that holds fewer records than its dataset info says (truncated)."""
+  from array_record.python.array_record_module import ArrayRecordReader  # TFDS's own reader of these files
+
+  for part in {_split_base(part) for part in split.split("+")}:
+    split_info = builder.info.splits[part]
+    for path, expected in zip(split_info.filepaths, split_info.shard_lengths):
+      try:
+        reader = ArrayRecordReader(os.fspath(path))
+        found = reader.num_records()
+        reader.close()
+      except Exception as e:  # the reader's errors are plain RuntimeErrors/ValueErrors without the path
+        found, why = 0, f"{type(e).__name__}: {e}"
+      else:
+        why = f"{found} records"
+      if found != expected:
+        fix = (f"delete {builder.data_path} so that it is generated again" if name in embedded_names() else
+               f"prepare it again with: {_build_command(name, builder)}")
+        raise ValueError(f"dataset {name!r}: {path} is damaged or truncated ({why}, expected {expected}); {fix}")
+
+
+def _split_base(part: str) -> str:
+  return re.match(r"\s*([^\[\s]*)", part).group(1)
 
 
 def _build_command(name: str, builder: tfds.core.DatasetBuilder) -> str:

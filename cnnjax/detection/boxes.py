@@ -3,6 +3,14 @@
 A leaf module: imports nothing from the rest of cnnjax. Boxes are `[..., 4]`
 arrays; `xyxy` is (x1, y1, x2, y2), `xywh` is (x1, y1, w, h), `cxcywh` is
 (cx, cy, w, h). Pairwise functions take `xyxy`.
+
+Edge inputs follow torchvision.ops: zero boxes give empty results (`box_iou`
+of `[0, 4] x [M, 4]` is `[0, M]`, `nms` of no boxes keeps none). Called on
+concrete arrays, `box_iou`, `generalized_box_iou`, `nms` and `batched_nms`
+reject NaN/inf coordinates, boxes with x2 < x1 or y2 < y1, and non-finite
+scores with a `ValueError` naming the first bad index. Inside `jit` nothing can
+raise: there `nms` never keeps a box with a non-finite score or malformed
+coordinates, and `box_iou` gives 0 for pairs with a malformed box.
 """
 
 import functools
@@ -38,16 +46,16 @@ def validate_boxes(boxes, fmt: str = "xyxy", name: str = "boxes") -> np.ndarray:
   if arr.ndim < 1 or arr.shape[-1] != 4:
     raise ValueError(f"{name} must have shape [..., 4], got shape {arr.shape}")
   if not np.all(np.isfinite(arr)):
-    bad = np.argwhere(~np.isfinite(arr).all(-1))[0]
-    raise ValueError(f"{name} must be finite; box at index {tuple(bad)} is {arr[tuple(bad)]}")
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr).all(-1))[0])
+    raise ValueError(f"{name} must be finite; box at index {bad} is {arr[bad]}")
   if fmt == "xyxy":
     extent = arr[..., 2:] - arr[..., :2]
   else:
     extent = arr[..., 2:]
   if np.any(extent < 0):
-    bad = np.argwhere((extent < 0).any(-1))[0]
+    bad = tuple(int(i) for i in np.argwhere((extent < 0).any(-1))[0])
     what = "x2 >= x1 and y2 >= y1" if fmt == "xyxy" else "w >= 0 and h >= 0"
-    raise ValueError(f"{name} ({fmt}) must have {what}; box at index {tuple(bad)} is {arr[tuple(bad)]}")
+    raise ValueError(f"{name} ({fmt}) must have {what}; box at index {bad} is {arr[bad]}")
   return arr
 
 
@@ -96,14 +104,22 @@ def _safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
   return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
 
+def _check_pair(a, b) -> None:
+  for name, boxes in (("a", a), ("b", b)):
+    if not _is_traced(boxes):
+      validate_boxes(boxes, name=name)
+
+
 def box_iou(a: jax.Array, b: jax.Array) -> jax.Array:
-  """Pairwise IoU of `xyxy` boxes: `[..., N, 4] x [..., M, 4] -> [..., N, M]`."""
+  """Pairwise IoU of `xyxy` boxes: `[..., N, 4] x [..., M, 4] -> [..., N, M]` (validated outside jit)."""
+  _check_pair(a, b)
   inter, union = _inter_union(a, b)
   return _safe_div(inter, union)
 
 
 def generalized_box_iou(a: jax.Array, b: jax.Array) -> jax.Array:
-  """Pairwise generalized IoU (Rezatofighi et al. 2019): IoU - (hull - union) / hull."""
+  """Pairwise generalized IoU (Rezatofighi et al. 2019): IoU - (hull - union) / hull (validated outside jit)."""
+  _check_pair(a, b)
   a, b = jnp.asarray(a), jnp.asarray(b)
   inter, union = _inter_union(a, b)
   lt = jnp.minimum(a[..., :, None, :2], b[..., None, :, :2])
@@ -137,15 +153,19 @@ def _greedy_keep(iou: jax.Array, valid: jax.Array, iou_threshold) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("max_outputs",))
 def _nms_impl(boxes, scores, same_group, iou_threshold, max_outputs, score_threshold):
   n = boxes.shape[0]
+  if n == 0:
+    return jnp.full((max_outputs,), -1, jnp.int32)
   # Stable sort of -score: equal scores keep index order, lower index first.
   order = jnp.argsort(-scores, stable=True)
   sorted_boxes = boxes[order]
   iou = box_iou(sorted_boxes, sorted_boxes)
   if same_group is not None:
     iou = jnp.where(same_group[order][:, order], iou, 0.0)
-  valid = jnp.ones((n,), bool)
+  # What validation rejects outside jit is never kept inside it.
+  valid = jnp.isfinite(scores[order]) & jnp.all(jnp.isfinite(sorted_boxes), axis=-1)
+  valid &= jnp.all(sorted_boxes[:, 2:] >= sorted_boxes[:, :2], axis=-1)
   if score_threshold is not None:
-    valid = scores[order] > score_threshold
+    valid &= scores[order] > score_threshold
   keep = _greedy_keep(iou, valid, iou_threshold)
   front = jnp.argsort(~keep, stable=True)  # kept ones first, still by decreasing score
   idx = jnp.where(keep[front], order[front], -1).astype(jnp.int32)
@@ -162,6 +182,9 @@ def _check_nms_args(boxes, scores, iou_threshold, max_outputs, classes=None):
   n = jnp.shape(boxes)[0]
   if jnp.shape(scores) != (n,):
     raise ValueError(f"scores must have shape ({n},) to match boxes, got shape {jnp.shape(scores)}")
+  if not _is_traced(scores) and not np.all(np.isfinite(np.asarray(scores))):
+    bad = int(np.argwhere(~np.isfinite(np.asarray(scores)))[0, 0])
+    raise ValueError(f"scores must be finite; score at index {bad} is {np.asarray(scores)[bad]}")
   if classes is not None and jnp.shape(classes) != (n,):
     raise ValueError(f"classes must have shape ({n},) to match boxes, got shape {jnp.shape(classes)}")
   if not _is_traced(iou_threshold) and not 0.0 <= float(iou_threshold) <= 1.0:
@@ -183,8 +206,10 @@ def nms(boxes: jax.Array, scores: jax.Array, iou_threshold: float, *,
   with score <= `score_threshold` (when given) are dropped first.
 
   Args:
-    boxes: `[N, 4]` `xyxy`. Outside jit they are validated (finite, x2 >= x1).
-    scores: `[N]`.
+    boxes: `[N, 4]` `xyxy`. Outside jit they are validated (finite, x2 >= x1);
+      inside it a malformed box is never kept.
+    scores: `[N]`. Outside jit they must be finite; inside it a box with a
+      non-finite score is never kept.
     iou_threshold: in [0, 1].
     max_outputs: static output length (default N).
     score_threshold: optional.

@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
+import math
 from typing import Any, Iterator, Sequence
 
 import flax.linen as nn
@@ -151,6 +152,22 @@ def expected_channels(module: nn.Module, first_layer: str) -> int | None:
       return None
     node = node[key]
   return int(node["kernel"].shape[-2])
+
+
+def check_feature_map(module: nn.Module, feature_map: Any, dense_layer: str, input_shape: tuple) -> None:
+  """Raises ValueError when flattening `feature_map` does not give the inputs `dense_layer` was initialised on.
+
+  A network that flattens a feature map into a dense layer takes only the input
+  size it was initialised with; this names both sizes instead of flax's
+  `ScopeParamShapeError`.
+  """
+  expected = expected_channels(module, dense_layer)  # a dense kernel is (inputs, outputs)
+  shape = tuple(feature_map.shape[1:])
+  if expected is not None and math.prod(shape) != expected:
+    raise ValueError(
+        f"input of shape {tuple(input_shape)} gives {dense_layer} a {'x'.join(map(str, shape))} feature map "
+        f"({math.prod(shape)} features), but the model was initialised for {expected}: apply it to inputs of the "
+        "size it was initialised with, or initialise it on this size")
 
 
 def adaptive_avg_pool(x: jnp.ndarray, output_size: Sequence[int]) -> jnp.ndarray:

@@ -6,7 +6,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import Conv, avg_pool, check_choice, check_input, expected_channels, max_pool
+from cnnjax.models.layers import (Conv, avg_pool, check_choice, check_feature_map, check_input, expected_channels,
+                                  max_pool)
 from cnnjax.models.registry import register
 
 
@@ -39,9 +40,11 @@ class LeNet5(nn.Module):
     check_choice("pool", self.pool, tuple(_POOLS))
     check_input(x, rank=4, channels=expected_channels(self, "conv1"), min_size=16)
     act, pool = _ACTIVATIONS[self.activation], _POOLS[self.pool]
+    input_shape = x.shape
     for i, features in enumerate((6, 16), start=1):
       x = Conv(features, (5, 5), padding="VALID", dtype=self.dtype, name=f"conv{i}")(x)
       x = pool(act(x), (2, 2), strides=(2, 2))
+    check_feature_map(self, x, "fc1", input_shape)
     x = x.reshape(x.shape[0], -1)
     x = act(nn.Dense(120, dtype=self.dtype, name="fc1")(x))
     x = act(nn.Dense(84, dtype=self.dtype, name="fc2")(x))

@@ -6,8 +6,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import (BatchNorm, Conv, avg_pool, check_choice, check_input, expected_channels,
-                                  max_pool)
+from cnnjax.models.layers import (BatchNorm, Conv, avg_pool, check_choice, check_feature_map, check_input,
+                                  expected_channels, max_pool)
 from cnnjax.models.registry import register
 
 _WIDTHS = (64, 128, 256, 512, 512)
@@ -50,6 +50,7 @@ class VGG(nn.Module):
     check_choice("pool", self.pool, tuple(_POOLS))
     check_input(x, rank=4, channels=expected_channels(self, "conv1_1"),
                 min_size=2 ** len(self.stage_sizes))
+    input_shape = x.shape
     for b, n in enumerate(self.stage_sizes, start=1):
       for i in range(1, n + 1):
         x = Conv(self.widths[b - 1], (3, 3), padding="SAME", dtype=self.dtype, name=f"conv{b}_{i}")(x)
@@ -61,6 +62,7 @@ class VGG(nn.Module):
       self.sow("intermediates", f"pool{b}", x)
     if self.features_only:
       return x
+    check_feature_map(self, x, "fc6", input_shape)
     x = x.reshape(x.shape[0], -1)
     for name in ("fc6", "fc7"):
       x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(x))

@@ -2,7 +2,8 @@
 
 import logging as std_logging
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -19,6 +20,14 @@ class _OrbaxInfoFilter(std_logging.Filter):
 
 
 std_logging.getLogger("absl").addFilter(_OrbaxInfoFilter())
+
+
+class ShapeMismatchError(ValueError):
+  """A checkpoint or weights file whose tree or shapes differ from the model's."""
+
+
+class CheckpointDamagedError(RuntimeError):
+  """No checkpoint of a directory could be read."""
 
 
 class Checkpointer:
@@ -61,19 +70,44 @@ class Checkpointer:
     self._manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics, force=True)
 
   def restore(self, state: Any) -> Any:
-    """The latest checkpoint in the structure, shardings and dtypes of `state`; `state` itself if none.
+    """The newest intact checkpoint in the structure, shardings and dtypes of `state`; `state` itself if none.
+
+    A damaged checkpoint (missing or truncated files) is skipped with a warning
+    naming it and the error, and moved to `<directory>-damaged/<step>` (main
+    process) so that the run can save that step again; the next older one is tried.
 
     Raises:
       ValueError: the checkpoint's parameter shapes differ from the model's (names
         the first mismatching path and both shapes).
+      CheckpointDamagedError: every checkpoint is damaged (lists each one's error).
     """
-    step = self._manager.latest_step()
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+
+    def read(step: int) -> Any:
+      check_shapes(_metadata_tree(self._manager, step), state, source=f"checkpoint {self.directory}/{step}")
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+    step, restored, damaged = _newest_intact(self._manager, self.directory, read)
+    self._set_aside(damaged)
     if step is None:
       return state
-    check_shapes(self._manager.item_metadata(step).tree, state, source=f"checkpoint {self.directory}/{step}")
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
     logging.info("resuming from %s/%d", self.directory, step)
-    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    return restored
+
+  def _set_aside(self, steps: list[int]) -> None:
+    """Moves damaged step directories out of the manager's sight (nothing saved is deleted)."""
+    if not steps:
+      return
+    if jax.process_index() == 0:
+      aside = self.directory + "-damaged"
+      os.makedirs(aside, exist_ok=True)
+      for step in steps:
+        target = os.path.join(aside, str(step))
+        if os.path.exists(target):
+          target += f".{int(time.time())}"
+        os.replace(os.path.join(self.directory, str(step)), target)
+        logging.warning("moved damaged checkpoint %s/%d to %s", self.directory, step, target)
+    self._manager.reload()
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""
@@ -93,12 +127,45 @@ def check_shapes(actual: Any, expected: Any, *, source: str) -> None:
   expected_leaves = {_path_name(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]}
   for name, leaf in expected_leaves.items():
     if name not in actual_leaves:
-      raise ValueError(f"{source} has no {name}; the model expects one of shape {_shape(leaf)}")
+      raise ShapeMismatchError(f"{source} has no {name}; the model expects one of shape {_shape(leaf)}")
     if _shape(actual_leaves[name]) != _shape(leaf):
-      raise ValueError(f"{source}: {name} has shape {_shape(actual_leaves[name])} but the model expects {_shape(leaf)}")
+      raise ShapeMismatchError(
+          f"{source}: {name} has shape {_shape(actual_leaves[name])} but the model expects {_shape(leaf)}")
   extra = [name for name in actual_leaves if name not in expected_leaves]
   if extra:
-    raise ValueError(f"{source}: {extra[0]} is not in the model")
+    raise ShapeMismatchError(f"{source}: {extra[0]} is not in the model")
+
+
+def _metadata_tree(manager: ocp.CheckpointManager, step: int) -> Any:
+  tree = getattr(manager.item_metadata(step), "tree", None)
+  if tree is None:  # what orbax returns for a step whose metadata files are missing
+    raise FileNotFoundError("its metadata files are missing")
+  return tree
+
+
+def _newest_intact(manager: ocp.CheckpointManager, directory: str,
+                   read: Callable[[int], Any]) -> tuple[int | None, Any, list[int]]:
+  """`(step, read(step), damaged steps)` of the newest step `read` succeeds on; `(None, None, [])` if none.
+
+  Raises:
+    ShapeMismatchError: from `read` (another model: older steps would not fit either).
+    CheckpointDamagedError: every step failed, naming each and its error.
+  """
+  damaged, reasons = [], []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      return step, read(step), damaged
+    except ShapeMismatchError:
+      raise
+    except Exception as e:  # orbax and TensorStore raise many types for missing or truncated files
+      reason = f"{directory}/{step}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+      logging.warning("skipping damaged checkpoint %s", reason)
+      damaged.append(step)
+      reasons.append(reason)
+  if damaged:
+    raise CheckpointDamagedError(f"every checkpoint under {directory} is damaged:\n  " + "\n  ".join(reasons) +
+                                 f"\nMove {directory} away to start the run over, or use another --workdir")
+  return None, None, []
 
 
 def _shape(leaf: Any) -> tuple:
@@ -111,12 +178,17 @@ def _path_name(path: tuple) -> str:
 
 
 def load_variables(workdir: str) -> dict:
-  """`{'params', 'batch_stats'}` of the latest checkpoint a run wrote in `workdir` (as NumPy arrays)."""
+  """`{'params', 'batch_stats'}` of the newest intact checkpoint a run wrote in `workdir` (as NumPy arrays)."""
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
-  step = manager.latest_step()
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
+                                  item_handlers=ocp.StandardCheckpointHandler())
+
+  def read(step: int) -> Any:
+    _metadata_tree(manager, step)
+    return manager.restore(step, args=ocp.args.StandardRestore())
+
+  step, restored, _ = _newest_intact(manager, directory, read)
+  manager.close()
   if step is None:
     raise FileNotFoundError(f"no checkpoint under {directory}; train with --workdir={workdir} first")
-  restored = manager.restore(step, args=ocp.args.StandardRestore())
-  manager.close()
   return {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}

@@ -16,9 +16,10 @@ from tqdm.auto import tqdm
 
 from cnnjax.data.pipeline import prefetch_to_mesh
 from cnnjax.train import parallel
+from cnnjax.train import workdir as workdir_lib
 from cnnjax.train.checkpoint import Checkpointer
 from cnnjax.train.config import TrainConfig
-from cnnjax.train.metrics import MetricWriter, plot_curves, write_config
+from cnnjax.train.metrics import MetricWriter, plot_curves
 from cnnjax.train.optim import make_optimizer, make_schedule
 from cnnjax.train.profile import Profiler
 from cnnjax.train.state import TrainState, create_train_state
@@ -79,6 +80,8 @@ def fit(
     last step trains nothing and evaluates once.
 
   Raises:
+    WorkdirError: another process holds `workdir`, or it holds steps of a config
+      that differs in a field that changes results (see `cnnjax.train.workdir`).
     NonFiniteLossError: the loss was not finite (names the step); nothing after
       the last good checkpoint is saved.
   """
@@ -86,46 +89,45 @@ def fit(
     experiment_config = config
   config = config if isinstance(config, TrainConfig) else TrainConfig.from_config(config)
   parallel.check_batch_size(config.batch_size, config.grad_accum_steps)
-  mesh = parallel.data_mesh()
   is_main = jax.process_index() == 0
-  if is_main:
-    write_config(workdir, experiment_config or ml_collections.ConfigDict(config.to_dict()))
-  tx = tx or make_optimizer(config.optimizer, config.num_steps)
-  sample = next(iter(batches(0)))["image"]
-  state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables,
-                             ema_decay=config.ema_decay)
-  state = parallel.replicate(state, mesh)
+  with workdir_lib.claim(workdir, experiment_config or ml_collections.ConfigDict(config.to_dict()), write=is_main):
+    mesh = parallel.data_mesh()
+    tx = tx or make_optimizer(config.optimizer, config.num_steps)
+    sample = next(iter(batches(0)))["image"]
+    state = create_train_state(model, tx, jax.random.PRNGKey(config.seed), sample, init_variables,
+                               ema_decay=config.ema_decay)
+    state = parallel.replicate(state, mesh)
 
-  checkpointer = Checkpointer(
-      os.path.join(workdir, "checkpoints"),
-      keep=config.keep_checkpoints,
-      best_metric=config.best_metric,
-      best_mode=config.best_mode,
-  )
-  state = checkpointer.restore(state)
-  start = int(state.step)
-  writer = MetricWriter(workdir, resume_step=start, tensorboard=config.tensorboard, enabled=is_main)
-  train_step = parallel.compile_train_step(
-      make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=config.skip_nonfinite,
-                      grad_accum_steps=config.grad_accum_steps,
-                      learning_rate_fn=make_schedule(config.optimizer, config.num_steps)),
-      mesh,
-  )
-  if eval_fn is not None and state.ema_decay:
-    eval_fn = _with_ema(eval_fn)
-  profiler = Profiler(os.path.join(workdir, "profile"), config.profile_steps, enabled=is_main)
-  try:
-    result = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer,
-                    writer, profiler)
-  finally:
-    profiler.close()
-    checkpointer.close()
-    writer.close()
-  if eval_fn is not None and not result.eval_metrics:  # resumed at the last step: nothing was trained
-    result.eval_metrics = {k: float(v) for k, v in eval_fn(result.state).items()}
-  if is_main:
-    plot_curves(workdir)
-  return result
+    checkpointer = Checkpointer(
+        os.path.join(workdir, "checkpoints"),
+        keep=config.keep_checkpoints,
+        best_metric=config.best_metric,
+        best_mode=config.best_mode,
+    )
+    state = checkpointer.restore(state)
+    start = int(state.step)
+    writer = MetricWriter(workdir, resume_step=start, tensorboard=config.tensorboard, enabled=is_main)
+    train_step = parallel.compile_train_step(
+        make_train_step(loss_fn, augment_fn=augment_fn, skip_nonfinite=config.skip_nonfinite,
+                        grad_accum_steps=config.grad_accum_steps,
+                        learning_rate_fn=make_schedule(config.optimizer, config.num_steps)),
+        mesh,
+    )
+    if eval_fn is not None and state.ema_decay:
+      eval_fn = _with_ema(eval_fn)
+    profiler = Profiler(os.path.join(workdir, "profile"), config.profile_steps, enabled=is_main)
+    try:
+      result = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer,
+                      writer, profiler)
+    finally:
+      profiler.close()
+      checkpointer.close()
+      writer.close()
+    if eval_fn is not None and not result.eval_metrics:  # resumed at the last step: nothing was trained
+      result.eval_metrics = {k: float(v) for k, v in eval_fn(result.state).items()}
+    if is_main:
+      plot_curves(workdir)
+    return result
 
 
 def _with_ema(eval_fn: Callable[[TrainState], dict[str, float]]) -> Callable[[TrainState], dict[str, float]]:

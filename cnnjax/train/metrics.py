@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 import ml_collections
 import numpy as np
+from absl import logging
 
 
 class MetricWriter:
@@ -22,8 +23,10 @@ class MetricWriter:
     if enabled:
       os.makedirs(workdir, exist_ok=True)
       kept = [row for row in read_metrics(workdir) if row["step"] <= resume_step]
-      with open(self.path, "w") as f:
+      tmp = self.path + ".tmp"
+      with open(tmp, "w") as f:
         f.writelines(json.dumps(row) + "\n" for row in kept)
+      os.replace(tmp, self.path)
     self._tb = None
     if enabled and tensorboard:
       from tensorboardX import SummaryWriter  # Imported here: only the writing process needs it.
@@ -34,8 +37,13 @@ class MetricWriter:
     if not self.enabled:
       return
     row = {"step": int(step), **{k: _to_python(v) for k, v in metrics.items()}}
-    with open(self.path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+    # One write() of the whole line to an O_APPEND file: a kill leaves at most a partial last line,
+    # which `read_metrics` drops.
+    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+      os.write(fd, (json.dumps(row) + "\n").encode())
+    finally:
+      os.close(fd)
     if self._tb is not None:
       for key, value in row.items():
         if key != "step" and isinstance(value, (int, float)):
@@ -52,12 +60,32 @@ def _to_python(value: Any) -> Any:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """Rows of `workdir/metrics.jsonl` (empty when there is none)."""
+  """Rows of `workdir/metrics.jsonl` (empty when there is none).
+
+  A partial last line (what a kill during a write leaves) is dropped with a
+  warning; a damaged line before it raises `ValueError` naming the file and line.
+  """
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  with open(path, "rb") as f:
+    lines = f.read().split(b"\n")
+  rows = []
+  for number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+      if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+        raise ValueError("not an object with an integer 'step'")
+    except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+      if number == len(lines):  # no newline after it: a write cut short
+        logging.warning("%s: dropping its partial last line %d (%s)", path, number, e)
+        continue
+      raise ValueError(f"{path}, line {number}, is damaged ({e}); delete that line (or the file, losing the "
+                       "history) to resume") from None
+    rows.append(row)
+  return rows
 
 
 RUN_TOTALS = ("train_time_s", "train_images_per_s")  # one value per run: the results table's, not a curve's

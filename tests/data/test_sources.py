@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -150,3 +151,15 @@ def test_catalog_dataset_loads_from_a_prepared_data_dir(tmp_path):
 def test_missing_catalog_dataset_says_how_to_prepare_it(tmp_path):
   with pytest.raises(FileNotFoundError, match=rf"'cifar10'.*{tmp_path}.*tfds build cifar10 --data_dir=.*array_record"):
     sources.load("cifar10", "train", data_dir=str(tmp_path))
+
+
+def test_a_truncated_record_file_is_named_with_the_fix_that_works(digits_dir, tmp_path):
+  data_dir = tmp_path / "data"
+  shutil.copytree(digits_dir, data_dir)
+  [path] = data_dir.glob("digits/*/digits-test.array_record-*")
+  path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+  with pytest.raises(ValueError, match=rf"dataset 'digits': {path} is damaged or truncated \(.*expected 400\); "
+                                       rf"delete {path.parent} so that it is generated again"):
+    sources.load("digits", "train+test", data_dir=str(data_dir))
+  shutil.rmtree(path.parent)
+  assert len(sources.load("digits", "test", data_dir=str(data_dir))) == 400

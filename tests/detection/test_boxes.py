@@ -158,3 +158,29 @@ def test_select_detections_gathers_the_kept_boxes_in_nms_order():
   np.testing.assert_array_equal(out["boxes"][:3], boxes[[0, 2, 3]])
   np.testing.assert_allclose(out["scores"], [0.9, 0.7, 0.6, 0.0, 0.0])
   np.testing.assert_array_equal(out["classes"], [0, 0, 1, -1, -1])
+
+
+def test_empty_inputs_give_empty_results_as_in_torchvision():
+  # torchvision.ops: box_iou of [0,4] x [M,4] is [0,M]; nms of no boxes is an empty index tensor.
+  assert B.box_iou(np.zeros((0, 4)), np.ones((3, 4))).shape == (0, 3)
+  assert B.generalized_box_iou(np.ones((2, 4)), np.zeros((0, 4))).shape == (2, 0)
+  assert B.nms(np.zeros((0, 4)), np.zeros(0), 0.5).shape == (0,)
+  np.testing.assert_array_equal(B.nms(np.zeros((0, 4)), np.zeros(0), 0.5, max_outputs=2), [-1, -1])
+  assert B.batched_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int32), 0.5).shape == (0,)
+  assert jax.jit(lambda b, s: B.nms(b, s, 0.5, max_outputs=3))(jnp.zeros((0, 4)), jnp.zeros(0)).tolist() == [-1] * 3
+
+
+def test_nan_scores_and_malformed_boxes_are_rejected_outside_jit_and_never_kept_inside():
+  good = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [5, 5, 6, 6], [0, 0, 2, 2]], np.float32)
+  with pytest.raises(ValueError, match=r"scores must be finite; score at index 2 is nan"):
+    B.nms(good, np.array([0.1, 0.2, np.nan, 0.3], np.float32), 0.5)
+  with pytest.raises(ValueError, match=r"b must be finite; box at index \(1,\)"):
+    B.box_iou(good, np.array([[0, 0, 1, 1], [0, np.nan, 1, 1]]))
+  with pytest.raises(ValueError, match=r"a \(xyxy\) must have x2 >= x1 and y2 >= y1; box at index \(0,\)"):
+    B.generalized_box_iou(np.array([[2, 0, 1, 1]]), good)
+  # Inside jit: box 0 (NaN score) and box 2 (x2 < x1) are dropped; the greedy NMS of the rest by hand:
+  # box 1 (0.5) kept, box 3 (0.2, IoU 0.25 with box 1) kept.
+  boxes = good.copy()
+  boxes[2] = [6, 5, 5, 6]
+  scores = np.array([np.nan, 0.5, 0.9, 0.2], np.float32)
+  np.testing.assert_array_equal(jax.jit(lambda b, s: B.nms(b, s, 0.5))(boxes, scores), [1, 3, -1, -1])

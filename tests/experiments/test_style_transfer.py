@@ -3,8 +3,10 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from cnnjax.train.workdir import WorkdirError
 from experiments import style_transfer
 from experiments.configs import style_default
 
@@ -26,3 +28,14 @@ def test_run_writes_everything(tmp_path):
     assert (tmp_path / "plots" / name).stat().st_size > 0
   with np.load(tmp_path / "checkpoints" / "state.npz", allow_pickle=False) as f:
     assert int(f["step"]) == 6 and f["image"].shape == (64, 64, 3)
+  # The same workdir at another image size is refused before anything is written ...
+  config.image_size = 32
+  with pytest.raises(WorkdirError, match=r"(?s)Fields that change results differ.*  image_size: 64 -> 32"):
+    style_transfer.run(config, str(tmp_path))
+  assert json.loads((tmp_path / "config.json").read_text())["image_size"] == 64
+  # ... and a truncated state file is named with the way out.
+  config.image_size = 64
+  state = tmp_path / "checkpoints" / "state.npz"
+  state.write_bytes(state.read_bytes()[:1000])
+  with pytest.raises(ValueError, match=rf"{state} is damaged .*; delete it to restart the optimisation"):
+    style_transfer.run(config, str(tmp_path))

@@ -67,3 +67,12 @@ def test_bad_cifar_depth_and_classes():
     cifar_resnet(21)
   with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got 0"):
     models.create("resnet20", num_classes=0)
+
+
+@pytest.mark.parametrize("name,init_size,size,layer", [("lenet5", 32, 64, "fc1"), ("vgg11", 32, 64, "fc6")])
+def test_an_input_size_other_than_the_initialisation_names_both(name, init_size, size, layer):
+  model = models.create(name, num_classes=3)
+  variables = init_shapes(model, (1, init_size, init_size, 1))
+  with pytest.raises(ValueError, match=rf"input of shape \(1, {size}, {size}, 1\) gives {layer} a .* feature map "
+                                       r"\(\d+ features\), but the model was initialised for \d+"):
+    jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, size, size, 1))), variables)

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from cnnjax.train.checkpoint import Checkpointer, load_variables
+from cnnjax.train.checkpoint import CheckpointDamagedError, Checkpointer, load_variables
 from cnnjax.train.state import create_train_state
 
 
@@ -98,3 +98,51 @@ def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
   assert "2" not in os.listdir(directory), "the killed save must not look complete"
   restored = Checkpointer(str(directory)).restore({"w": jnp.zeros((1000,))})
   np.testing.assert_array_equal(restored["w"], np.ones(1000))
+
+
+def saved_steps(directory, steps=(1, 2, 3)):
+  state = state_for()
+  ckpt = Checkpointer(str(directory))
+  for step in steps:
+    ckpt.save(step, state.replace(step=jnp.int32(step), params=jax.tree.map(lambda p: p + step, state.params)))
+  ckpt.close()
+  return state
+
+
+def truncate_data_files(step_dir):
+  for path in step_dir.glob("default/**/d/*"):
+    with open(path, "r+b") as f:
+      f.truncate(path.stat().st_size // 2)
+
+
+@pytest.mark.parametrize("damage", [lambda d: os.remove(d / "default" / "_METADATA"), truncate_data_files],
+                         ids=["missing metadata", "truncated data"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, caplog, damage):
+  state = saved_steps(tmp_path / "checkpoints")
+  damage(tmp_path / "checkpoints" / "3")
+  ckpt = Checkpointer(str(tmp_path / "checkpoints"))
+  restored = ckpt.restore(state)
+  assert int(restored.step) == 2
+  jax.tree.map(lambda r, p: np.testing.assert_array_equal(r, p + 2), restored.params, state.params)
+  assert any(f"skipping damaged checkpoint {tmp_path}/checkpoints/3:" in m for m in caplog.messages)
+  # Set aside, not deleted, so the run can save step 3 again.
+  assert sorted(os.listdir(tmp_path / "checkpoints-damaged")) == ["3"]
+  ckpt.save(3, restored.replace(step=jnp.int32(3)))
+  ckpt.close()
+  assert Checkpointer(str(tmp_path / "checkpoints")).latest_step == 3
+
+
+def test_load_variables_skips_a_damaged_checkpoint(tmp_path):
+  state = saved_steps(tmp_path / "checkpoints", steps=(1, 2))
+  truncate_data_files(tmp_path / "checkpoints" / "2")
+  loaded = load_variables(str(tmp_path))
+  jax.tree.map(lambda r, p: np.testing.assert_array_equal(r, p + 1), loaded["params"], state.params)
+
+
+def test_every_checkpoint_damaged_names_each_and_the_way_out(tmp_path):
+  state = saved_steps(tmp_path / "checkpoints", steps=(1, 2))
+  for step in ("1", "2"):
+    os.remove(tmp_path / "checkpoints" / step / "default" / "_METADATA")
+  with pytest.raises(CheckpointDamagedError, match=r"every checkpoint under .* is damaged:\n  .*/2: .*\n  .*/1: "
+                                                   r".*\nMove .* away to start the run over, or use another"):
+    Checkpointer(str(tmp_path / "checkpoints")).restore(state)

@@ -88,23 +88,39 @@ class Crash(Exception):
   pass
 
 
-def test_a_crashed_run_resumes_to_the_same_parameters(tmp_path):
-  reference = fit(tmp_path / "reference")
-
-  def crash_at_step_7(start):
+def crash_at(crash_step):
+  def batches(start):
     for step, batch in enumerate(batches_from(DATA)(start), start):
-      if step == 7:
+      if step == crash_step:
         raise Crash()
       yield batch
+  return batches
 
+
+def test_a_crashed_run_resumes_to_the_same_parameters(tmp_path):
+  reference = fit(tmp_path / "reference")
   with pytest.raises(Crash):
-    fit(tmp_path / "crashed", batches=crash_at_step_7)
+    fit(tmp_path / "crashed", batches=crash_at(7))
   assert sorted(os.listdir(tmp_path / "crashed" / "checkpoints")) == ["4"]
   resumed = fit(tmp_path / "crashed").state
   jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.state.params)
   jax.tree.map(np.testing.assert_array_equal, resumed.batch_stats, reference.state.batch_stats)
   steps = [r["step"] for r in train.read_metrics(str(tmp_path / "crashed")) if "train_loss" in r]
   assert steps == [2, 4, 6, 8, 10, 12], "rows logged after the checkpoint must not repeat"
+
+
+def test_a_damaged_checkpoint_and_a_partial_metrics_line_resume_to_the_same_parameters(tmp_path, caplog):
+  reference = fit(tmp_path / "reference")
+  with pytest.raises(Crash):
+    fit(tmp_path / "victim", batches=crash_at(11))
+  os.remove(tmp_path / "victim" / "checkpoints" / "8" / "default" / "_METADATA")
+  with open(tmp_path / "victim" / "metrics.jsonl", "a") as f:
+    f.write('{"step": 9, "train_lo')  # what a kill in the middle of a write would leave
+  resumed = fit(tmp_path / "victim")
+  jax.tree.map(np.testing.assert_array_equal, resumed.params, reference.params)
+  assert any("dropping its partial last line" in m for m in caplog.messages)
+  steps = [r["step"] for r in train.read_metrics(str(tmp_path / "victim")) if "train_loss" in r]
+  assert steps == [2, 4, 6, 8, 10, 12]
 
 
 def with_nan_at(step_with_nan):
