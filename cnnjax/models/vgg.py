@@ -43,13 +43,14 @@ class VGG(nn.Module):
   batch_norm: bool = False
   dropout_rate: float = 0.5
   features_only: bool = False
+  final_pool: bool = True  # False: a trunk cut after its last conv block's ReLU (features_only only)
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     check_choice("pool", self.pool, tuple(_POOLS))
-    check_input(x, rank=4, channels=expected_channels(self, "conv1_1"),
-                min_size=2 ** len(self.stage_sizes))
+    pools = len(self.stage_sizes) - (0 if self.final_pool or not self.features_only else 1)
+    check_input(x, rank=4, channels=expected_channels(self, "conv1_1"), min_size=2 ** pools)
     input_shape = x.shape
     for b, n in enumerate(self.stage_sizes, start=1):
       for i in range(1, n + 1):
@@ -58,6 +59,8 @@ class VGG(nn.Module):
           x = BatchNorm(use_running_average=not train, dtype=self.dtype, name=f"bn{b}_{i}")(x)
         x = nn.relu(x)
         self.sow("intermediates", f"relu{b}_{i}", x)
+      if b == len(self.stage_sizes) and self.features_only and not self.final_pool:
+        return x
       x = _POOLS[self.pool](x, (2, 2), strides=(2, 2))
       self.sow("intermediates", f"pool{b}", x)
     if self.features_only:

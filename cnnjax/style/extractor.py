@@ -83,14 +83,16 @@ def vgg_features(params, images: jax.Array, taps: Sequence[str], *, pool: str = 
   unknown = [t for t in taps if t not in order]
   if unknown or not taps:
     raise ValueError(f"taps={list(taps)}: unknown {unknown}; expected a non-empty subset of {order}")
-  convs = conv_names(params)
+  needed = order[:max(order.index(t) for t in taps) + 1]  # the layers up to the deepest tap
+  convs = [name for name in conv_names(params) if name in needed]
   blocks = [int(_CONV.match(name).group(1)) for name in convs]
   stage_sizes = tuple(blocks.count(b) for b in range(1, blocks[-1] + 1))
   widths = tuple(np.shape(params[f"conv{b}_1"]["kernel"])[-1] for b in range(1, blocks[-1] + 1))
   with_top = any(t.startswith("fc") for t in taps)
   top = dict(num_classes=np.shape(params["fc8"]["kernel"])[-1], hidden=np.shape(params["fc6"]["kernel"])[-1]) \
       if with_top else {}
-  model = VGG(stage_sizes=stage_sizes, widths=widths, pool=pool, dtype=dtype, features_only=not with_top, **top)
+  model = VGG(stage_sizes=stage_sizes, widths=widths, pool=pool, dtype=dtype, features_only=not with_top,
+              final_pool=with_top or needed[-1].startswith("pool"), **top)
   trunk = {k: v for k, v in params.items() if k in convs or with_top and k in ("fc6", "fc7", "fc8")}
   x = preprocess(images.astype(jnp.float32), preprocessing).astype(dtype)
   return intermediates(model, {"params": trunk}, x, taps)
