@@ -3,10 +3,16 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Compile time dominates the suite on the CPU, and many tests compile the same programs (the xdist workers,
+# every experiment's subprocesses, the notebooks' kernels): they all share JAX's persistent compilation cache,
+# keyed by the program, the compile options and the jax/jaxlib versions, so a cached program is the same program.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "cnnjax-tests-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import jax  # noqa: E402
 
