@@ -140,7 +140,7 @@ def test_why_convolutions_runs(tmp_path):
 
 def test_augmentation_runs(tmp_path):
   config = tiny(claims_augmentation.get_config(), steps=3)
-  config.claim.update(dict(set_names=("none", "pca_colour"), seeds=(0,), ensemble_set="none", ensemble_size=2))
+  config.claim.update(dict(set_names=("pca_colour",), seeds=(0,), ensemble_set="pca_colour", ensemble_size=2))
   # pca_colour's eigen-decomposition comes from the (grayscale) training digits: one eigenvalue, eigenvector 1.
   variant = common.variant(config, augment=config.claim.augment_sets.pca_colour)
   _, train_source, _, _, _ = classification.host_input(variant)
@@ -148,9 +148,9 @@ def test_augmentation_runs(tmp_path):
   assert np.shape(spec["eigvals"]) == (1,) and spec["eigvals"][0] > 0 and abs(spec["eigvecs"][0][0]) == 1
   results = augmentation.run(config, str(tmp_path))
   assert json.load(open(tmp_path / "results.json")).keys() == results.keys()
-  for name in ("none", "pca_colour"):
-    assert results[f"{name}/plain_accuracy"] == pytest.approx(results[f"{name}/test_accuracy"])
-    assert all(0 <= results[f"{name}/{k}_accuracy"] <= 1 for k in ("ten_crop", "five_crop"))
-  assert len(results["ensemble/member_accuracies"]) == 2
-  assert results["ensemble/member_accuracies"][0] == pytest.approx(results["none/plain_accuracy"])
+  assert results["pca_colour/plain_accuracy"] == pytest.approx(results["pca_colour/test_accuracy"])
+  assert all(0 <= results[f"pca_colour/{k}_accuracy"] <= 1 for k in ("ten_crop", "five_crop"))
+  assert len(results["ensemble/member_accuracies"]) == 2  # seed 0 is the set's own run, seed 1 one more
+  assert results["ensemble/member_accuracies"][0] == pytest.approx(results["pca_colour/plain_accuracy"])
+  assert min(results["ensemble/member_accuracies"]) - 0.05 <= results["ensemble/accuracy"] <= 1
   assert os.path.exists(tmp_path / "plots" / "augmentation.png")
