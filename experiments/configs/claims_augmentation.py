@@ -2,8 +2,8 @@
 
   python -m experiments.claims.augmentation --workdir=/tmp/augmentation
 
-12 trainings of 600 steps (BUILD.md gives the measured time); scale up with `examples_per_class`, `claim.seeds`, `claim.ensemble_size`,
-`num_steps`.
+12 trainings of 600 steps (BUILD.md gives the measured time);
+scale up with `examples_per_class`, `claim.seeds`, `claim.ensemble_size`, `num_steps`.
 """
 
 import ml_collections

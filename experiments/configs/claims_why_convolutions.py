@@ -2,7 +2,8 @@
 
   python -m experiments.claims.why_convolutions --workdir=/tmp/why_conv
 
-18 trainings of 400 steps (BUILD.md gives the measured time); scale up with `claim.examples_per_class`, `claim.seeds`, `num_steps`.
+18 trainings of 400 steps (BUILD.md gives the measured time);
+scale up with `claim.examples_per_class`, `claim.seeds`, `num_steps`.
 """
 
 import ml_collections
