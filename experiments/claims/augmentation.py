@@ -117,7 +117,8 @@ def plot(results: dict, claim, workdir: str) -> str:
                 yerr=[results[f"{n}/{metric}_std"] for n in names], capsize=2, label=label)
   low = min(results[f"{n}/{m}"] for n in names for m in ("plain_accuracy", "ten_crop_accuracy", "five_crop_accuracy"))
   ax_sets.set(xticks=x, ylim=(max(0.0, low - 0.05), 1.0), ylabel="test accuracy",
-              title=f"training augmentation and test-time crops (mean of {len(claim.seeds)} seeds)")
+              title="training augmentation and test-time crops " + (
+                  f"(mean of {len(claim.seeds)} seeds)" if len(claim.seeds) > 1 else f"(seed {claim.seeds[0]})"))
   ax_sets.set_xticklabels(names, rotation=20)
   sizes = np.arange(1, claim.ensemble_size + 1)
   ax_ens.plot(sizes, results["ensemble/accuracy_by_size"], "-o", label="ensemble of the first k (mean softmax)")
