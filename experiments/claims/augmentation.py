@@ -25,6 +25,7 @@ from cnnjax.data import augment, prepare
 from cnnjax.train import workdir as workdir_lib
 from experiments import classification, cli
 from experiments.claims import common
+from experiments.configs import claims_augmentation
 
 
 def crop_average_fn(model, mean, std, pad: int):
@@ -56,6 +57,7 @@ def ensemble(member_probs: list[np.ndarray], labels: np.ndarray) -> dict:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains every (augmentation set, seed) and the ensemble's members, evaluates them, writes results and plot."""
+  common.check_claim(config, claims_augmentation.get_config())
   claim = config.claim
   if claim.ensemble_set not in claim.set_names:
     raise ValueError(f"config.claim.ensemble_set={claim.ensemble_set!r}: expected one of claim.set_names "

@@ -14,6 +14,14 @@ from cnnjax.data import prepare, sources
 from experiments import classification
 
 
+def check_claim(config: ml_collections.ConfigDict, default: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the `claim` fields of the runner's `default` config that `config` lacks."""
+  missing = sorted(set(default.claim.keys()) - set(config.claim.keys())) if "claim" in config else ["claim"]
+  if missing:
+    raise ValueError(f"config has no claim field(s) {missing}: start from this runner's config "
+                     f"(experiments/configs/claims_*.py) and override fields with --config.claim.<field>=...")
+
+
 def variant(config: ml_collections.ConfigDict, **fields: Any) -> ml_collections.ConfigDict:
   """A classification config: `config` without its `claim` block, top-level `fields` replaced."""
   out = ml_collections.ConfigDict(config.to_dict())

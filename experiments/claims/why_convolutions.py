@@ -26,6 +26,7 @@ from cnnjax.models.intermediates import intermediates
 from cnnjax.train import workdir as workdir_lib
 from experiments import classification, cli
 from experiments.claims import common
+from experiments.configs import claims_why_convolutions
 
 # LeNet-5's feature maps and their cumulative stride: conv1, after ReLU and pool1 (what conv2 reads), conv2.
 LAYERS = (("conv1", 1), ("conv2.input", 2), ("conv2", 2))
@@ -78,6 +79,7 @@ def dense_equivalent(trained: common.Trained, layer: str = "conv1") -> tuple[int
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains every (model, N, seed), measures them, writes results.json and the plot; returns the results."""
+  common.check_claim(config, claims_why_convolutions.get_config())
   claim = config.claim
   rows = {}
   with workdir_lib.claim(workdir, config, write=jax.process_index() == 0):

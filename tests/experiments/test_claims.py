@@ -154,3 +154,14 @@ def test_augmentation_runs(tmp_path):
   assert results["ensemble/member_accuracies"][0] == pytest.approx(results["pca_colour/plain_accuracy"])
   assert min(results["ensemble/member_accuracies"]) - 0.05 <= results["ensemble/accuracy"] <= 1
   assert os.path.exists(tmp_path / "plots" / "augmentation.png")
+
+
+def test_a_config_of_another_runner_is_named_before_any_work(tmp_path):
+  from experiments import cli
+  from experiments.configs import lenet5_digits
+  with pytest.raises(ValueError, match=r"not a claims.why_convolutions config \(it has no claim\); it is a config of "
+                                       r"classification"):
+    cli.check_experiment(lenet5_digits.get_config(), "claims.why_convolutions", "F.py")
+  with pytest.raises(ValueError, match=r"no claim field\(s\) \['equivariance_images', 'examples_per_class'"):
+    why_convolutions.run(claims_augmentation.get_config(), str(tmp_path))
+  assert not os.listdir(tmp_path)
