@@ -52,8 +52,10 @@ def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
     fail("model_kwargs.pair_head", pair_head, f"one of {PAIR_FORMS} with loss.name='binary'")
   if loss.name != "binary" and pair_head is not None:
     fail("model_kwargs.pair_head", pair_head, f"None with loss.name={loss.name!r} (the pair head is for 'binary')")
-  check_int("p", config.p, 2)  # identities per batch: negatives exist
-  check_int("k", config.k, 2)  # images per identity: positives exist
+  for field, role in (("p", "identities per batch: with 1 no anchor has a negative"),
+                      ("k", "images per identity: with 1 no anchor has a positive")):
+    if isinstance(config[field], bool) or not isinstance(config[field], int) or config[field] < 2:
+      fail(field, config[field], f"an integer >= 2 ({role})")
   if config.batch_size != config.p * config.k:
     fail("batch_size", config.batch_size, f"p * k = {config.p} * {config.k} = {config.p * config.k}")
   for field, minimum in (("embedding_dim", 1), ("image_size", 0), ("eval_batch_size", 1), ("n_folds", 2),
