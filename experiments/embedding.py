@@ -72,6 +72,13 @@ def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
     fail("projection", config.projection, f"one of {PROJECTIONS}")
   if config.pairs_file and not os.path.isfile(config.pairs_file):
     fail("pairs_file", config.pairs_file, "'' or the path of an existing LFW-style pairs file")
+  if config.image_size:  # else the dataset's own size, known only once it is read
+    model = models.create(config.model, num_classes=config.embedding_dim, **config.model_kwargs)
+    x = jax.ShapeDtypeStruct((2, config.image_size, config.image_size, 3), jnp.float32)
+    try:
+      jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)  # traced, not compiled
+    except ValueError as e:
+      fail("image_size", config.image_size, f"a size model={config.model!r} takes ({e})")
   return train_config
 
 

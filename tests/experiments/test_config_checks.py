@@ -40,6 +40,7 @@ def _run_fails(run, config, tmp_path, message):
     ("model", "facenet", r"config.model='facenet': expected one of"),
     ("embedding_dim", 0, r"config.embedding_dim=0: expected an integer >= 1"),
     ("image_size", -1, r"config.image_size=-1: expected an integer >= 0"),
+    ("image_size", 4, r"config.image_size=4: expected a size model='embedding_net' takes \(x has spatial size"),
     ("eval_batch_size", 0, r"config.eval_batch_size=0: expected an integer >= 1"),
     ("n_folds", 1, r"config.n_folds=1: expected an integer >= 2"),
     ("test_pairs", 5, r"config.test_pairs=5: expected at least n_folds=10 pairs"),
