@@ -19,13 +19,67 @@ import numpy as np
 
 from cnnjax import embedding, models, train
 from cnnjax.data import pipeline, prepare, sources, views
+from cnnjax.embedding.losses import LOSSES, PAIR_FORMS
 from cnnjax.models.embedding import PairHead
 from cnnjax.train import parallel
+from cnnjax.train.config import check_int, check_number, fail
 from cnnjax.train.step import make_eval_step
 from cnnjax.viz import embeddings as viz
 from experiments import cli
 
 SPLITS = ("train", "val", "test")
+PROJECTIONS = ("pca", "tsne")
+
+
+def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
+  """Checks every field of an embedding config before any data is read; returns its training config.
+
+  Every loss needs P >= 2 identities and K >= 2 images of each in a batch: with
+  K = 1 no anchor has a positive (every triplet loss is exactly 0 for the whole
+  run), with P = 1 none has a negative.
+  """
+  train_config = train.TrainConfig.from_config(config)
+  if config.model not in models.list_models():
+    fail("model", config.model, f"one of {models.list_models()}")
+  loss = config.loss
+  if loss.name not in LOSSES:
+    fail("loss.name", loss.name, f"one of {LOSSES}")
+  check_number("loss.margin", loss.margin, 0.0, float("inf"))
+  if loss.margin == 0 and loss.name != "binary":
+    fail("loss.margin", loss.margin, "a margin > 0 (with 0 a triplet loss is satisfied by collapsing every embedding)")
+  pair_head = config.model_kwargs.get("pair_head")
+  if loss.name == "binary" and pair_head not in PAIR_FORMS:
+    fail("model_kwargs.pair_head", pair_head, f"one of {PAIR_FORMS} with loss.name='binary'")
+  if loss.name != "binary" and pair_head is not None:
+    fail("model_kwargs.pair_head", pair_head, f"None with loss.name={loss.name!r} (the pair head is for 'binary')")
+  for field, role in (("p", "identities per batch: with 1 no anchor has a negative"),
+                      ("k", "images per identity: with 1 no anchor has a positive")):
+    if isinstance(config[field], bool) or not isinstance(config[field], int) or config[field] < 2:
+      fail(field, config[field], f"an integer >= 2 ({role})")
+  if config.batch_size != config.p * config.k:
+    fail("batch_size", config.batch_size, f"p * k = {config.p} * {config.k} = {config.p * config.k}")
+  for field, minimum in (("embedding_dim", 1), ("image_size", 0), ("eval_batch_size", 1), ("n_folds", 2),
+                         ("val_pairs", 2), ("test_pairs", 2)):
+    check_int(field, config[field], minimum)
+  for field in ("val_pairs", "test_pairs"):
+    if not config.pairs_file and config[field] < config.n_folds:
+      fail(field, config[field], f"at least n_folds={config.n_folds} pairs (one per fold)")
+  check_number("enrolled_fraction", config.enrolled_fraction, 0.0, 1.0)
+  if config.enrolled_fraction == 0:
+    fail("enrolled_fraction", config.enrolled_fraction, "a fraction in (0, 1) of the test people to enroll")
+  check_number("recognition_far", config.recognition_far, 0.0, 1.0)
+  if config.projection not in PROJECTIONS:
+    fail("projection", config.projection, f"one of {PROJECTIONS}")
+  if config.pairs_file and not os.path.isfile(config.pairs_file):
+    fail("pairs_file", config.pairs_file, "'' or the path of an existing LFW-style pairs file")
+  if config.image_size:  # else the dataset's own size, known only once it is read
+    model = models.create(config.model, num_classes=config.embedding_dim, **config.model_kwargs)
+    x = jax.ShapeDtypeStruct((2, config.image_size, config.image_size, 3), jnp.float32)
+    try:
+      jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)  # traced, not compiled
+    except ValueError as e:
+      fail("image_size", config.image_size, f"a size model={config.model!r} takes ({e})")
+  return train_config
 
 
 def load_identities(config: ml_collections.ConfigDict, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,9 +141,7 @@ def make_embedder(model, preprocess, mesh, batch_size: int):
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains as configured, evaluates on unseen identities; returns (and writes) the results."""
   start_time = time.perf_counter()
-  train_config = train.TrainConfig.from_config(config)  # checked before any data is read
-  if config.batch_size != config.p * config.k:
-    raise ValueError(f"batch_size={config.batch_size} must equal p * k = {config.p} * {config.k}")
+  train_config = check_config(config)  # before any data is read
   data = {part: load_identities(config, part) for part in SPLITS}
   train_images, train_labels, train_names = data["train"]
   shared = set(train_names) & (set(data["val"][2]) | set(data["test"][2]))

@@ -14,7 +14,7 @@ from cnnjax.detection import inputs
 from cnnjax.detection.anchors import kmeans_anchors, mean_iou_vs_k
 from cnnjax.detection.decode import detect_batch
 from cnnjax.detection.losses import yolo_loss
-from experiments.detection import common
+from experiments.detection import common, config_checks
 from cnnjax.viz.detections import plot_iou_vs_k
 
 
@@ -40,7 +40,7 @@ def make_predict(model, anchors: np.ndarray, config: ml_collections.ConfigDict):
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates YOLO as configured; returns mAP@0.5, mAP@0.5:0.95 and images/s."""
-  train_config = train.TrainConfig.from_config(config)
+  train_config = config_checks.check_config(config)  # before any data is read
   train_source, test_source, class_names = common.detection_sources(config)
   test_source = views.limited(test_source, config.eval_limit)
   wh = train_wh(train_source)
