@@ -123,7 +123,7 @@ def evaluation(config: ml_collections.ConfigDict, setup: Setup, trunk: dict | No
         lambda: pipeline.eval_batches(setup.eval_source, config.eval_batch_size, transform=setup.transforms.eval,
                                       worker_count=config.data_workers),
         mesh, setup.preprocess)
-  trunk = trunk if trunk is not None else _pretrained(config, setup.model, setup.example)
+  trunk = trunk if trunk is not None else pretrained(config, setup.model, setup.example)
   features = _features(config, setup, trunk, setup.eval_source)
   return transfer.LinearHead(setup.num_classes), classify.make_evaluator(
       lambda: pipeline.eval_batches(features, config.eval_batch_size), mesh, lambda batch: batch)
@@ -198,7 +198,7 @@ def _features(config, setup: Setup, trunk: dict | None, source) -> list[dict]:
                                   preprocess=setup.preprocess)
 
 
-def _pretrained(config, model, images) -> dict | None:
+def pretrained(config, model, images) -> dict | None:
   """The variables of `transfer.init_from` under a fresh head (`transfer.reinit` re-initialised), or None."""
   t = config.transfer
   if not t.init_from:
@@ -211,7 +211,7 @@ def _pretrained(config, model, images) -> dict | None:
 def _transfer(config, train_config, model, images):
   """Pretrained variables under a fresh head and an optimizer with frozen layers, when configured."""
   t = config.transfer
-  variables = _pretrained(config, model, images)
+  variables = pretrained(config, model, images)
   if variables is None:
     return None, None
   tx = train.make_optimizer(train_config.optimizer, train_config.num_steps)

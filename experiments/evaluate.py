@@ -139,10 +139,8 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   values = flags.FLAGS
-  try:
+  with inference.fatal_on_error():
     payload = evaluate(values.workdir, checkpoint=values.checkpoint, split=values.split, output=values.output)
-  except RunError as e:
-    raise app.UsageError(str(e)) from None
   print(inference.json_text(payload))
 
 

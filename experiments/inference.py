@@ -5,10 +5,12 @@ or needs an optimizer: the checkpoint's parameters (and BatchNorm statistics,
 and moving average where the run kept one) are read without its optimizer state.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
-from typing import Any
+import sys
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,7 @@ import optax
 from PIL import Image, UnidentifiedImageError
 
 from cnnjax.train import checkpoint as checkpoint_lib
+from cnnjax.train import metrics as metrics_lib
 from cnnjax.train import parallel
 from cnnjax.train import workdir as workdir_lib
 from cnnjax.train.state import TrainState
@@ -95,10 +98,13 @@ def select_step(run: Run, checkpoint: str = "latest") -> int:
     if not metric:
       raise RunError(f"--checkpoint=best: the run in {run.workdir} chose no best checkpoint (its config has no "
                      f"best_metric); use --checkpoint=latest or a step of {sorted(saved)}")
-    scored = {step: m[metric] for step, m in saved.items() if m and metric in m}
+    # The checkpointer keeps its best one by the evaluation of the step it saves, which orbax does not
+    # write into the checkpoint: the run's metrics.jsonl holds the same numbers.
+    logged = {row["step"]: row[metric] for row in metrics_lib.read_metrics(run.workdir) if metric in row}
+    scored = {step: logged[step] for step in saved if step in logged}
     if not scored:
-      raise RunError(f"--checkpoint=best: no checkpoint under {run.workdir}/checkpoints was saved with "
-                     f"{metric!r}; steps saved: {sorted(saved)}")
+      raise RunError(f"--checkpoint=best: no checkpoint under {run.workdir}/checkpoints has a logged "
+                     f"{metric!r} (metrics.jsonl); steps saved: {sorted(saved)}")
     pick = max if mode == "max" else min
     return pick(scored, key=lambda step: (scored[step], step))
   try:
@@ -141,6 +147,16 @@ def load_image(path: str, channels: int) -> np.ndarray:
   except (UnidentifiedImageError, OSError) as e:
     raise RunError(f"{path}: not an image file Pillow can read ({type(e).__name__}: {e})") from None
   return np.asarray(converted, np.uint8).reshape(converted.height, converted.width, channels)
+
+
+@contextlib.contextmanager
+def fatal_on_error() -> Iterator[None]:
+  """Ends the process with `FATAL <message>` on stderr and status 1 on a RunError (no traceback, no usage)."""
+  try:
+    yield
+  except RunError as e:
+    sys.stderr.write(f"FATAL {e}\n")
+    sys.exit(1)
 
 
 def json_text(payload: dict) -> str:

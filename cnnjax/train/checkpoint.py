@@ -181,16 +181,16 @@ def _read_only_manager(workdir: str) -> tuple[ocp.CheckpointManager, str]:
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"no checkpoint under {directory}; train with --workdir={workdir} first")
-  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0),
                                   item_handlers=ocp.StandardCheckpointHandler())
   return manager, directory
 
 
-def checkpoint_steps(workdir: str) -> dict[int, dict | None]:
-  """Step -> the metrics saved with it (None where none were) of each checkpoint a run wrote in `workdir`."""
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The steps of the checkpoints a run wrote in `workdir`, in increasing order."""
   manager, _ = _read_only_manager(workdir)
   try:
-    return {step: manager.metrics(step) or None for step in sorted(manager.all_steps())}
+    return sorted(manager.all_steps())
   finally:
     manager.close()
 
