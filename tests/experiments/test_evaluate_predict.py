@@ -12,9 +12,10 @@ from PIL import Image
 
 from cnnjax import models, train
 from cnnjax.data import host_input, prepare, sources
-from experiments import classification, detection, evaluate, predict
+from cnnjax.data.builders import shapes
+from experiments import classification, cli, detection, evaluate, predict
 from experiments import embedding as embedding_experiment
-from experiments.configs import detection_yolo, embedding_default, lenet5_digits
+from experiments.configs import detection_yolo, embedding_default, lenet5_digits, style_default
 from experiments.detection import train_yolo
 from experiments.inference import RunError
 
@@ -122,6 +123,7 @@ def test_yolo_evaluate_and_predict(tmp_path):
       num_steps=2, batch_size=4, eval_batch_size=4, eval_limit=4, log_every=1, eval_every=0, checkpoint_every=0,
       num_plot_images=0, max_objects=4, **{"optimizer.warmup_steps": 0}))
   config.model_kwargs.update(dict(widths=(4, 8), deep=False))
+  config.tensorboard = False  # a field of every training config, absent from this file's default
   workdir = str(tmp_path / "yolo")
   results = detection.run(config, workdir)
   out = evaluate.evaluate(workdir)
@@ -131,8 +133,9 @@ def test_yolo_evaluate_and_predict(tmp_path):
   source = sources.load("shapes", "test")
   paths = _pngs(tmp_path, source, 2, channels=3)
   out = predict.predict(workdir, paths, output=str(tmp_path / "pred" / "dets.json"), min_score=0.0)
-  setup = train_yolo.build(config)
-  expected = train_yolo.make_predict(setup.model, setup.anchors, config)(
+  model = models.create("yolo_tiny", num_classes=len(shapes.CLASS_NAMES), num_anchors=config.num_anchors,
+                        widths=(4, 8), deep=False)
+  expected = train_yolo.make_predict(model, np.array(results["anchors"]), config)(
       train.load_variables(workdir), np.stack([source[i]["image"] for i in range(2)]))
   for i, entry in enumerate(out["images"]):
     valid = np.asarray(expected["valid"][i])
@@ -150,6 +153,7 @@ def test_embedding_evaluate_and_predict(tmp_path):
       eval_every=3, checkpoint_every=3, log_every=1, eval_batch_size=200,
       **{"optimizer.warmup_steps": 0, "optimizer.learning_rate": 5e-5}))
   config.model_kwargs.widths = (4, 8)
+  config.tensorboard = False
   workdir = str(tmp_path / "faces")
   results = embedding_experiment.run(config, workdir)
   out = evaluate.evaluate(workdir, split="test")
@@ -166,3 +170,20 @@ def test_embedding_evaluate_and_predict(tmp_path):
   assert verdict["threshold"] == pytest.approx(results["val_threshold"], abs=1e-6)
   assert verdict["distance"] == pytest.approx(np.linalg.norm(vectors[0] - vectors[1]), abs=1e-5)
   assert verdict["same"] == (verdict["distance"] <= verdict["threshold"])
+
+
+def test_each_default_config_names_its_experiment_and_style_transfer_points_to_its_image(tmp_path):
+  for name, file in cli.DEFAULT_CONFIGS.items():
+    if name != "benchmark":
+      assert cli.experiment_of_config(cli._default_config(file)) == name
+  # A style-transfer workdir: its optimised image is the prediction; there is no split to evaluate.
+  (tmp_path / "config.json").write_text(style_default.get_config().to_json())
+  with pytest.raises(RunError, match="result.png: no styled image yet"):
+    predict.predict(str(tmp_path), [])
+  Image.new("RGB", (8, 8)).save(tmp_path / "result.png")
+  out = predict.predict(str(tmp_path), [])
+  assert out["styled_image"] == str(tmp_path / "result.png") and os.path.exists(tmp_path / "predict.json")
+  with pytest.raises(RunError, match="python -m experiments.style_transfer --workdir=NEW_DIR --config.content=x.png"):
+    predict.predict(str(tmp_path), ["x.png"])
+  with pytest.raises(RunError, match="has no evaluation split"):
+    evaluate.evaluate(str(tmp_path))
