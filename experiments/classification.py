@@ -111,7 +111,8 @@ def build(config: ml_collections.ConfigDict) -> Setup:
                prepare.make_preprocess(mean, std, dtype), example)
 
 
-def evaluation(config: ml_collections.ConfigDict, setup: Setup, trunk: dict | None = None) -> tuple[nn.Module, Callable]:
+def evaluation(config: ml_collections.ConfigDict, setup: Setup,
+               trunk: dict | None = None) -> tuple[nn.Module, Callable]:
   """The model a checkpoint of this config holds and `state -> {test_accuracy, test_loss}` on `setup.eval_source`.
 
   With `transfer.cached_head` the model is the head alone, evaluated on the features the

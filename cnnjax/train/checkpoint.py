@@ -181,8 +181,8 @@ def _read_only_manager(workdir: str) -> tuple[ocp.CheckpointManager, str]:
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"no checkpoint under {directory}; train with --workdir={workdir} first")
-  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0),
-                                  item_handlers=ocp.StandardCheckpointHandler())
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+  manager = ocp.CheckpointManager(directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
   return manager, directory
 
 

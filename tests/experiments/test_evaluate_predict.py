@@ -81,7 +81,8 @@ def test_evaluate_refuses_what_it_cannot_evaluate(classifier, tmp_path):
     evaluate.evaluate(str(tmp_path / "empty"))
   # From the command line: one line on stderr, status 1, no traceback.
   out = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", "--split=nosuch"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                       cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert out.returncode == 1 and "Traceback" not in out.stderr
   assert "FATAL --split='nosuch': dataset 'digits' has no such split" in out.stderr
 
