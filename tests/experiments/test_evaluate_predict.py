@@ -166,7 +166,12 @@ def test_embedding_evaluate_and_predict(tmp_path):
   paths = _pngs(tmp_path, source, 2, channels=3)
   out = predict.predict(workdir, paths)
   vectors = np.array([entry["embedding"] for entry in out["images"]])
-  assert vectors.shape == (2, 8)
+  # The checkpointed network on the same images, normalised by the statistics of all training images.
+  mean, std = prepare.image_channel_stats(embedding_experiment.load_identities(config, "train")[0])
+  images = np.stack([source[i]["image"] for i in range(2)])
+  model = models.create("embedding_net", num_classes=8, widths=(4, 8), blocks_per_stage=1)
+  expected = model.apply(train.load_variables(workdir), prepare.make_preprocess(mean, std)({"image": images})["image"])
+  np.testing.assert_allclose(vectors, expected, atol=1e-5)
   verdict = out["verification"]
   assert verdict["threshold"] == pytest.approx(results["val_threshold"], abs=1e-6)
   assert verdict["distance"] == pytest.approx(np.linalg.norm(vectors[0] - vectors[1]), abs=1e-5)
