@@ -9,8 +9,10 @@ identities, then reports verification (10-fold accuracy, AUC, VAL at FAR 1e-3)
 and one-shot recognition on test identities never seen in training.
 """
 
+import dataclasses
 import os
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -138,23 +140,42 @@ def make_embedder(model, preprocess, mesh, batch_size: int):
   return embed
 
 
+@dataclasses.dataclass
+class Setup:
+  """What training and evaluating an embedding share: the three identity-disjoint parts, model and embedder."""
+  data: dict  # part ('train' | 'val' | 'test') -> (images, identities, identity names)
+  model: Any
+  mean: np.ndarray  # channel statistics of all training images, in [0, 1] units
+  std: np.ndarray
+  embed: Callable  # (state, uint8 images) -> (n, d) embeddings
+  pairs: dict  # 'val' | 'test' -> (i, j, same): the pairs verified
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """Loads the parts, checks they share no identity, and builds the model, normalisation and embedder."""
+  data = {part: load_identities(config, part) for part in SPLITS}
+  shared = set(data["train"][2]) & (set(data["val"][2]) | set(data["test"][2]))
+  if shared:
+    raise ValueError(f"{len(shared)} identities (e.g. {sorted(shared)[:3]}) are in training and in "
+                     "validation or test; choose disjoint *_split / *_labels, or set pairs_file (LFW)")
+  dtype = jnp.dtype(config.dtype)
+  model = models.create(config.model, num_classes=config.embedding_dim, dtype=dtype, **config.model_kwargs)
+  mean, std = prepare.image_channel_stats(data["train"][0])
+  embed = make_embedder(model, prepare.make_preprocess(mean, std, dtype), parallel.data_mesh(),
+                        config.eval_batch_size)
+  pairs = {part: evaluation_pairs(config, part, data[part][1], data[part][2]) for part in ("val", "test")}
+  return Setup(data, model, mean, std, embed, pairs)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains as configured, evaluates on unseen identities; returns (and writes) the results."""
   start_time = time.perf_counter()
   train_config = check_config(config)  # before any data is read
-  data = {part: load_identities(config, part) for part in SPLITS}
-  train_images, train_labels, train_names = data["train"]
-  shared = set(train_names) & (set(data["val"][2]) | set(data["test"][2]))
-  if shared:
-    raise ValueError(f"{len(shared)} identities (e.g. {sorted(shared)[:3]}) are in training and in "
-                     "validation or test; choose disjoint *_split / *_labels, or set pairs_file (LFW)")
+  setup = build(config)
+  data, pairs, embed, mean, std = setup.data, setup.pairs, setup.embed, setup.mean, setup.std
+  train_images, train_labels, _ = data["train"]
   sampler = embedding.PKSampler(train_labels, config.p, config.k, seed=config.seed)
   dtype = jnp.dtype(config.dtype)
-  model = models.create(config.model, num_classes=config.embedding_dim, dtype=dtype, **config.model_kwargs)
-  mean, std = prepare.image_channel_stats(train_images)
-  mesh = parallel.data_mesh()
-  embed = make_embedder(model, prepare.make_preprocess(mean, std, dtype), mesh, config.eval_batch_size)
-  pairs = {part: evaluation_pairs(config, part, data[part][1], data[part][2]) for part in ("val", "test")}
 
   def evaluate(state) -> dict[str, float]:
     i, j, same = pairs["val"]
@@ -169,7 +190,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       yield pipeline.process_share(batch)
 
   result = train.fit(
-      train_config, workdir, model=model, experiment_config=config,
+      train_config, workdir, model=setup.model, experiment_config=config,
       loss_fn=embedding.make_loss_fn(config.loss.name, margin=config.loss.margin, squared=config.loss.squared,
                                      balanced=config.loss.balanced),
       batches=batches, eval_fn=evaluate, augment_fn=prepare.make_augment_fn(mean, std, config.augment, dtype))
@@ -184,15 +205,25 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def report(config, workdir: str, state, emb: dict, pairs: dict) -> dict:
-  """Verification and recognition figures on the test identities (threshold from validation), and plots."""
-  (val_e, _), (test_e, test_y) = emb["val"], emb["test"]
-  vi, vj, v_same = pairs["val"]
-  val_d = embedding.pair_distances(val_e, vi, vj)
+def thresholds(config: ml_collections.ConfigDict, val_embeddings: np.ndarray, val_pairs) -> tuple[float, float]:
+  """(verification threshold, strict recognition threshold) on the distances of the validation pairs."""
+  vi, vj, v_same = val_pairs
+  val_d = embedding.pair_distances(val_embeddings, vi, vj)
   threshold, _ = embedding.best_threshold(val_d, v_same)
   # Open-set recognition compares a probe with every enrolled person, so a pair-accuracy threshold
   # lets strangers in; the strict one keeps the validation pair FAR at config.recognition_far.
   strict = embedding.val_at_far(val_d, v_same, config.recognition_far)[2]
+  return threshold, strict
+
+
+def report(config, workdir: str | None, state, emb: dict, pairs: dict) -> dict:
+  """Verification and recognition figures on the test identities (threshold from validation), and plots.
+
+  `emb` and `pairs` may hold another part under 'test' (`experiments.evaluate` does so); no plots
+  are drawn when `workdir` is None.
+  """
+  (val_e, _), (test_e, test_y) = emb["val"], emb["test"]
+  threshold, strict = thresholds(config, val_e, pairs["val"])
   i, j, same = pairs["test"]
   d = embedding.pair_distances(test_e, i, j)
   results = embedding.verification_report(d, same, config.n_folds)
@@ -208,7 +239,7 @@ def report(config, workdir: str, state, emb: dict, pairs: dict) -> dict:
     logits = head.apply({"params": jax.device_get(state.params["pair_head"])}, test_e[i], test_e[j])
     scored = embedding.verification_report(-np.asarray(logits), same, config.n_folds)
     results.update({f"classifier_{k}": v for k, v in scored.items()})
-  if jax.process_index() == 0:
+  if workdir is not None and jax.process_index() == 0:
     far, tar, auc = embedding.roc(d, same)
     figures = {
         "embeddings_2d": viz.plot_projection(test_e, test_y, method=config.projection, seed=config.seed),
