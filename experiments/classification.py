@@ -8,8 +8,11 @@ in `workdir/<variant>` and plots their training error together: the depth
 experiment and the transfer-learning comparison are two such configs.
 """
 
+import dataclasses
 import os
+from typing import Any, Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -100,52 +103,90 @@ def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
   return train_config
 
 
+@dataclasses.dataclass
+class Setup:
+  """What training and evaluating a classifier share: the model, its data and their preparation."""
+  model: nn.Module
+  num_classes: int
+  dtype: Any
+  transforms: host_input_lib.HostTransforms
+  train_source: Any
+  eval_source: Any  # the split `config.eval_split`
+  mean: np.ndarray  # channel statistics of the normalisation, in [0, 1] units
+  std: np.ndarray
+  preprocess: Callable  # uint8 batch -> normalised batch, on device
+  example: np.ndarray  # one evaluation image as the model takes it (uint8, [1, H, W, C])
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """The configured model, sources of `config.train_split` and `config.eval_split`, and their preparation."""
+  num_classes = len(config.classes) or sources.info(config.dataset, data_dir=config.data_dir or None).num_classes
+  dtype = jnp.dtype(config.dtype)
+  model = models.create(config.model, num_classes=num_classes, dtype=dtype, **config.model_kwargs)
+  transforms, train_source, eval_source, mean, std = host_input(config)
+  example = next(pipeline.eval_batches(eval_source, 1, transform=transforms.eval))["image"]
+  return Setup(model, num_classes, dtype, transforms, train_source, eval_source, mean, std,
+               prepare.make_preprocess(mean, std, dtype), example)
+
+
+def evaluation(config: ml_collections.ConfigDict, setup: Setup,
+               trunk: dict | None = None) -> tuple[nn.Module, Callable]:
+  """The model a checkpoint of this config holds and `state -> {test_accuracy, test_loss}` on `setup.eval_source`.
+
+  With `transfer.cached_head` the model is the head alone, evaluated on the features the
+  frozen trunk (`trunk`, default: read from `transfer.init_from`) computes once.
+  """
+  mesh = parallel.data_mesh()
+  if not config.transfer.cached_head:
+    return setup.model, classify.make_evaluator(
+        lambda: pipeline.eval_batches(setup.eval_source, config.eval_batch_size, transform=setup.transforms.eval,
+                                      worker_count=config.data_workers),
+        mesh, setup.preprocess)
+  trunk = trunk if trunk is not None else pretrained(config, setup.model, setup.example)
+  features = _features(config, setup, trunk, setup.eval_source)
+  return transfer.LinearHead(setup.num_classes), classify.make_evaluator(
+      lambda: pipeline.eval_batches(features, config.eval_batch_size), mesh, lambda batch: batch)
+
+
 def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains one classifier as configured and returns its final metrics."""
   parallel.maybe_initialize_distributed(**config.distributed)
   train_config = check_config(config)
   train.check_batch_size(train_config.batch_size, train_config.grad_accum_steps)
-  num_classes = len(config.classes) or sources.info(config.dataset, data_dir=config.data_dir or None).num_classes
-  dtype = jnp.dtype(config.dtype)
-  model = models.create(config.model, num_classes=num_classes, dtype=dtype, **config.model_kwargs)
-  transforms, train_source, eval_source, mean, std = host_input(config)
-  mesh = parallel.data_mesh()
-
-  def batches(start_step: int):
-    return pipeline.batches(train_source, config.batch_size, seed=config.seed, start_step=start_step,
-                            transform=transforms.train, worker_count=config.data_workers)
-
-  preprocess = prepare.make_preprocess(mean, std, dtype)
-  example = next(pipeline.eval_batches(eval_source, 1, transform=transforms.eval))["image"]
-  init_variables, tx = _transfer(config, train_config, model, example)
-  inputs = dict(
-      model=model,
-      batches=batches,
-      eval_fn=classify.make_evaluator(
-          lambda: pipeline.eval_batches(eval_source, config.eval_batch_size, transform=transforms.eval,
-                                        worker_count=config.data_workers),
-          mesh,
-          preprocess,
-      ),
-      augment_fn=prepare.make_augment_fn(
-          mean, std, augment_spec(config, train_source, transforms.eval), dtype,
-          randaugment=(config.randaugment.num_ops, config.randaugment.magnitude),
-          mix_fn=mixing.make_mix_fn(num_classes, mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha,
-                                    switch_prob=config.mix_switch_prob),
-      ),
-      init_variables=init_variables,
-      tx=tx,
-  )
+  setup = build(config)
+  model, transforms, train_source, mean, std = (setup.model, setup.transforms, setup.train_source, setup.mean,
+                                                setup.std)
+  init_variables, tx = _transfer(config, train_config, model, setup.example)
+  eval_model, eval_fn = evaluation(config, setup, init_variables)
   if config.transfer.cached_head:
-    inputs = _on_cached_features(config, model, init_variables, train_source, eval_source, preprocess, num_classes)
+    train_features = _features(config, setup, init_variables, train_source)
+    batches = lambda start: pipeline.batches(train_features, config.batch_size, seed=config.seed, start_step=start)
+    inputs = dict(model=eval_model, batches=batches, eval_fn=eval_fn)
+  else:
+    inputs = dict(
+        model=model,
+        batches=lambda start_step: pipeline.batches(
+            train_source, config.batch_size, seed=config.seed, start_step=start_step, transform=transforms.train,
+            worker_count=config.data_workers),
+        eval_fn=eval_fn,
+        augment_fn=prepare.make_augment_fn(
+            mean, std, augment_spec(config, train_source, transforms.eval), setup.dtype,
+            randaugment=(config.randaugment.num_ops, config.randaugment.magnitude),
+            mix_fn=mixing.make_mix_fn(setup.num_classes, mixup_alpha=config.mixup_alpha,
+                                      cutmix_alpha=config.cutmix_alpha, switch_prob=config.mix_switch_prob),
+        ),
+        init_variables=init_variables,
+        tx=tx,
+    )
   result = train.fit(
       train_config,
       workdir,
       experiment_config=config,
-      loss_fn=classify.cross_entropy_loss(num_classes, label_smoothing=config.label_smoothing,
+      loss_fn=classify.cross_entropy_loss(setup.num_classes, label_smoothing=config.label_smoothing,
                                           aux_weight=config.aux_weight),
       **inputs,
   )
+  example = setup.example
   if config.export and jax.process_index() == 0:
     variables = {k: v for k, v in jax.device_get(result.state.variables).items() if v}
     export_classifier(model, variables, example.shape[1:], os.path.join(workdir, "export", "classifier.jax"),
@@ -168,33 +209,30 @@ def _count_params(model, images) -> int:
   return models.count_params(shapes["params"])
 
 
-def _on_cached_features(config, model, variables, train_source, eval_source, preprocess, num_classes) -> dict:
-  """`fit` inputs that train only the head, on features the frozen trunk computes once per split."""
-  if variables is None:
+def _features(config, setup: Setup, trunk: dict | None, source) -> list[dict]:
+  """Records `{'image': features, 'label'}` of `source`: the inputs of the cached head, computed by the frozen trunk."""
+  if trunk is None:
     raise ValueError("config.transfer.cached_head needs config.transfer.init_from (a trained trunk)")
-  head = config.transfer.cached_head
-  train_features, eval_features = (
-      transfer.cached_features(model, variables, source, head=head, preprocess=preprocess)
-      for source in (train_source, eval_source)
-  )
-  return dict(
-      model=transfer.LinearHead(num_classes),
-      batches=lambda start: pipeline.batches(train_features, config.batch_size, seed=config.seed, start_step=start),
-      eval_fn=classify.make_evaluator(
-          lambda: pipeline.eval_batches(eval_features, config.eval_batch_size),
-          parallel.data_mesh(),
-          lambda batch: batch,
-      ),
-  )
+  return transfer.cached_features(setup.model, trunk, source, head=config.transfer.cached_head,
+                                  preprocess=setup.preprocess)
+
+
+def pretrained(config, model, images) -> dict | None:
+  """The variables of `transfer.init_from` under a fresh head (`transfer.reinit` re-initialised), or None."""
+  t = config.transfer
+  if not t.init_from:
+    return None
+  fresh = model.init(jax.random.PRNGKey(config.seed), jnp.zeros(images[:1].shape, jnp.float32), train=False)
+  variables, _ = transfer.merge_pretrained(fresh, train.load_variables(t.init_from), reinit=t.reinit)
+  return variables
 
 
 def _transfer(config, train_config, model, images):
   """Pretrained variables under a fresh head and an optimizer with frozen layers, when configured."""
   t = config.transfer
-  if not t.init_from:
+  variables = pretrained(config, model, images)
+  if variables is None:
     return None, None
-  fresh = model.init(jax.random.PRNGKey(config.seed), jnp.zeros(images[:1].shape, jnp.float32), train=False)
-  variables, _ = transfer.merge_pretrained(fresh, train.load_variables(t.init_from), reinit=t.reinit)
   tx = train.make_optimizer(train_config.optimizer, train_config.num_steps)
   if t.freeze or t.freeze_stages:
     labels = transfer.trainable_labels(variables["params"], freeze=t.freeze, freeze_stages=t.freeze_stages)

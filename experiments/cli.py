@@ -121,6 +121,18 @@ def check_experiment(config: ml_collections.ConfigDict, experiment: str | None, 
                    f"{', ...' if len(missing) > 6 else ''}); {hint}")
 
 
+def experiment_of_config(config: ml_collections.ConfigDict) -> str | None:
+  """The experiment (not the benchmark) whose default config's top-level fields `config` all has, or None.
+
+  Where several fit, the one with the most fields (the most specific) is chosen.
+  """
+  fields = set(config.keys())
+  fitting = [(len(keys), name) for name, keys in
+             ((name, set(_default_config(file).keys())) for name, file in DEFAULT_CONFIGS.items()
+              if name != "benchmark") if keys <= fields]
+  return max(fitting)[1] if fitting else None
+
+
 def _default_config(file: str) -> ml_collections.ConfigDict:
   return _load_module(os.path.join(CONFIGS, file)).get_config()
 

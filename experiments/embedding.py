@@ -9,8 +9,10 @@ identities, then reports verification (10-fold accuracy, AUC, VAL at FAR 1e-3)
 and one-shot recognition on test identities never seen in training.
 """
 
+import dataclasses
 import os
 import time
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,13 +21,67 @@ import numpy as np
 
 from cnnjax import embedding, models, train
 from cnnjax.data import pipeline, prepare, sources, views
+from cnnjax.embedding.losses import LOSSES, PAIR_FORMS
 from cnnjax.models.embedding import PairHead
 from cnnjax.train import parallel
+from cnnjax.train.config import check_int, check_number, fail
 from cnnjax.train.step import make_eval_step
 from cnnjax.viz import embeddings as viz
 from experiments import cli
 
 SPLITS = ("train", "val", "test")
+PROJECTIONS = ("pca", "tsne")
+
+
+def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
+  """Checks every field of an embedding config before any data is read; returns its training config.
+
+  Every loss needs P >= 2 identities and K >= 2 images of each in a batch: with
+  K = 1 no anchor has a positive (every triplet loss is exactly 0 for the whole
+  run), with P = 1 none has a negative.
+  """
+  train_config = train.TrainConfig.from_config(config)
+  if config.model not in models.list_models():
+    fail("model", config.model, f"one of {models.list_models()}")
+  loss = config.loss
+  if loss.name not in LOSSES:
+    fail("loss.name", loss.name, f"one of {LOSSES}")
+  check_number("loss.margin", loss.margin, 0.0, float("inf"))
+  if loss.margin == 0 and loss.name != "binary":
+    fail("loss.margin", loss.margin, "a margin > 0 (with 0 a triplet loss is satisfied by collapsing every embedding)")
+  pair_head = config.model_kwargs.get("pair_head")
+  if loss.name == "binary" and pair_head not in PAIR_FORMS:
+    fail("model_kwargs.pair_head", pair_head, f"one of {PAIR_FORMS} with loss.name='binary'")
+  if loss.name != "binary" and pair_head is not None:
+    fail("model_kwargs.pair_head", pair_head, f"None with loss.name={loss.name!r} (the pair head is for 'binary')")
+  for field, role in (("p", "identities per batch: with 1 no anchor has a negative"),
+                      ("k", "images per identity: with 1 no anchor has a positive")):
+    if isinstance(config[field], bool) or not isinstance(config[field], int) or config[field] < 2:
+      fail(field, config[field], f"an integer >= 2 ({role})")
+  if config.batch_size != config.p * config.k:
+    fail("batch_size", config.batch_size, f"p * k = {config.p} * {config.k} = {config.p * config.k}")
+  for field, minimum in (("embedding_dim", 1), ("image_size", 0), ("eval_batch_size", 1), ("n_folds", 2),
+                         ("val_pairs", 2), ("test_pairs", 2)):
+    check_int(field, config[field], minimum)
+  for field in ("val_pairs", "test_pairs"):
+    if not config.pairs_file and config[field] < config.n_folds:
+      fail(field, config[field], f"at least n_folds={config.n_folds} pairs (one per fold)")
+  check_number("enrolled_fraction", config.enrolled_fraction, 0.0, 1.0)
+  if config.enrolled_fraction == 0:
+    fail("enrolled_fraction", config.enrolled_fraction, "a fraction in (0, 1) of the test people to enroll")
+  check_number("recognition_far", config.recognition_far, 0.0, 1.0)
+  if config.projection not in PROJECTIONS:
+    fail("projection", config.projection, f"one of {PROJECTIONS}")
+  if config.pairs_file and not os.path.isfile(config.pairs_file):
+    fail("pairs_file", config.pairs_file, "'' or the path of an existing LFW-style pairs file")
+  if config.image_size:  # else the dataset's own size, known only once it is read
+    model = models.create(config.model, num_classes=config.embedding_dim, **config.model_kwargs)
+    x = jax.ShapeDtypeStruct((2, config.image_size, config.image_size, 3), jnp.float32)
+    try:
+      jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)  # traced, not compiled
+    except ValueError as e:
+      fail("image_size", config.image_size, f"a size model={config.model!r} takes ({e})")
+  return train_config
 
 
 def load_identities(config: ml_collections.ConfigDict, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,25 +140,42 @@ def make_embedder(model, preprocess, mesh, batch_size: int):
   return embed
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains as configured, evaluates on unseen identities; returns (and writes) the results."""
-  start_time = time.perf_counter()
-  train_config = train.TrainConfig.from_config(config)  # checked before any data is read
-  if config.batch_size != config.p * config.k:
-    raise ValueError(f"batch_size={config.batch_size} must equal p * k = {config.p} * {config.k}")
+@dataclasses.dataclass
+class Setup:
+  """What training and evaluating an embedding share: the three identity-disjoint parts, model and embedder."""
+  data: dict  # part ('train' | 'val' | 'test') -> (images, identities, identity names)
+  model: Any
+  mean: np.ndarray  # channel statistics of all training images, in [0, 1] units
+  std: np.ndarray
+  embed: Callable  # (state, uint8 images) -> (n, d) embeddings
+  pairs: dict  # 'val' | 'test' -> (i, j, same): the pairs verified
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """Loads the parts, checks they share no identity, and builds the model, normalisation and embedder."""
   data = {part: load_identities(config, part) for part in SPLITS}
-  train_images, train_labels, train_names = data["train"]
-  shared = set(train_names) & (set(data["val"][2]) | set(data["test"][2]))
+  shared = set(data["train"][2]) & (set(data["val"][2]) | set(data["test"][2]))
   if shared:
     raise ValueError(f"{len(shared)} identities (e.g. {sorted(shared)[:3]}) are in training and in "
                      "validation or test; choose disjoint *_split / *_labels, or set pairs_file (LFW)")
-  sampler = embedding.PKSampler(train_labels, config.p, config.k, seed=config.seed)
   dtype = jnp.dtype(config.dtype)
   model = models.create(config.model, num_classes=config.embedding_dim, dtype=dtype, **config.model_kwargs)
-  mean, std = prepare.image_channel_stats(train_images)
-  mesh = parallel.data_mesh()
-  embed = make_embedder(model, prepare.make_preprocess(mean, std, dtype), mesh, config.eval_batch_size)
+  mean, std = prepare.image_channel_stats(data["train"][0])
+  embed = make_embedder(model, prepare.make_preprocess(mean, std, dtype), parallel.data_mesh(),
+                        config.eval_batch_size)
   pairs = {part: evaluation_pairs(config, part, data[part][1], data[part][2]) for part in ("val", "test")}
+  return Setup(data, model, mean, std, embed, pairs)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains as configured, evaluates on unseen identities; returns (and writes) the results."""
+  start_time = time.perf_counter()
+  train_config = check_config(config)  # before any data is read
+  setup = build(config)
+  data, pairs, embed, mean, std = setup.data, setup.pairs, setup.embed, setup.mean, setup.std
+  train_images, train_labels, _ = data["train"]
+  sampler = embedding.PKSampler(train_labels, config.p, config.k, seed=config.seed)
+  dtype = jnp.dtype(config.dtype)
 
   def evaluate(state) -> dict[str, float]:
     i, j, same = pairs["val"]
@@ -117,7 +190,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       yield pipeline.process_share(batch)
 
   result = train.fit(
-      train_config, workdir, model=model, experiment_config=config,
+      train_config, workdir, model=setup.model, experiment_config=config,
       loss_fn=embedding.make_loss_fn(config.loss.name, margin=config.loss.margin, squared=config.loss.squared,
                                      balanced=config.loss.balanced),
       batches=batches, eval_fn=evaluate, augment_fn=prepare.make_augment_fn(mean, std, config.augment, dtype))
@@ -132,15 +205,25 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
-def report(config, workdir: str, state, emb: dict, pairs: dict) -> dict:
-  """Verification and recognition figures on the test identities (threshold from validation), and plots."""
-  (val_e, _), (test_e, test_y) = emb["val"], emb["test"]
-  vi, vj, v_same = pairs["val"]
-  val_d = embedding.pair_distances(val_e, vi, vj)
+def thresholds(config: ml_collections.ConfigDict, val_embeddings: np.ndarray, val_pairs) -> tuple[float, float]:
+  """(verification threshold, strict recognition threshold) on the distances of the validation pairs."""
+  vi, vj, v_same = val_pairs
+  val_d = embedding.pair_distances(val_embeddings, vi, vj)
   threshold, _ = embedding.best_threshold(val_d, v_same)
   # Open-set recognition compares a probe with every enrolled person, so a pair-accuracy threshold
   # lets strangers in; the strict one keeps the validation pair FAR at config.recognition_far.
   strict = embedding.val_at_far(val_d, v_same, config.recognition_far)[2]
+  return threshold, strict
+
+
+def report(config, workdir: str | None, state, emb: dict, pairs: dict) -> dict:
+  """Verification and recognition figures on the test identities (threshold from validation), and plots.
+
+  `emb` and `pairs` may hold another part under 'test' (`experiments.evaluate` does so); no plots
+  are drawn when `workdir` is None.
+  """
+  (val_e, _), (test_e, test_y) = emb["val"], emb["test"]
+  threshold, strict = thresholds(config, val_e, pairs["val"])
   i, j, same = pairs["test"]
   d = embedding.pair_distances(test_e, i, j)
   results = embedding.verification_report(d, same, config.n_folds)
@@ -156,7 +239,7 @@ def report(config, workdir: str, state, emb: dict, pairs: dict) -> dict:
     logits = head.apply({"params": jax.device_get(state.params["pair_head"])}, test_e[i], test_e[j])
     scored = embedding.verification_report(-np.asarray(logits), same, config.n_folds)
     results.update({f"classifier_{k}": v for k, v in scored.items()})
-  if jax.process_index() == 0:
+  if workdir is not None and jax.process_index() == 0:
     far, tar, auc = embedding.roc(d, same)
     figures = {
         "embeddings_2d": viz.plot_projection(test_e, test_y, method=config.projection, seed=config.seed),

@@ -20,20 +20,74 @@ import ml_collections
 from absl import logging
 import numpy as np
 
-from cnnjax.style import content_cost
-from cnnjax.style.extractor import resolve_weights, vgg_features
-from cnnjax.style.images import load_image, save_image
+from cnnjax.models.vgg import tap_names
+from cnnjax.style import content_cost, memory
+from cnnjax.style.extractor import STAGE_SIZES, resolve_weights, vgg_features
+from cnnjax.style.images import BUNDLED, load_image, save_image
 from cnnjax.style.transfer import State, stylize
 from cnnjax.train import workdir as workdir_lib
+from cnnjax.train.config import DTYPES, check_int, check_number, fail
 from cnnjax.train.metrics import MetricWriter, read_metrics, write_results
 from cnnjax.viz.style import plot_costs, plot_triptych
 from experiments import cli
 
+CHOICES = {"pool": ("max", "avg"), "optimizer": ("adam", "lbfgs"), "parameterization": ("clip", "sigmoid"),
+           "color": ("none", "histogram", "luminance"), "dtype": DTYPES}
+
+
+def check_config(config: ml_collections.ConfigDict) -> int:
+  """Checks every field of a style-transfer config before any image is read or memory allocated.
+
+  Returns the estimated peak bytes of the style step (`cnnjax.style.memory`), which
+  must fit in `memory_limit_gb` (-1: 90% of the device's memory; 0: no check).
+  """
+  for field, choices in CHOICES.items():
+    if config[field] not in choices:
+      fail(field, config[field], f"one of {choices}")
+  if config.arch not in STAGE_SIZES:
+    fail("arch", config.arch, f"one of {tuple(STAGE_SIZES)}")
+  for field in ("content", "style"):
+    if config[field] not in BUNDLED and not os.path.isfile(config[field]):
+      fail(field, config[field], f"an image file or one of the bundled images {BUNDLED}")
+  if config.weights and not os.path.isfile(config.weights):
+    fail("weights", config.weights, "'' or a VGG weights file (.pth, .safetensors, .h5)")
+  if config.checkpoint_dir and not os.path.isdir(config.checkpoint_dir):
+    fail("checkpoint_dir", config.checkpoint_dir, "'' or the workdir of a classification run with a VGG model")
+  for field, minimum in (("seed", 0), ("image_size", 1), ("num_steps", 1), ("log_every", 1),
+                         ("checkpoint_every", 0)):
+    check_int(field, config[field], minimum)
+  for field in ("alpha", "beta", "tv_weight"):
+    check_number(field, config[field], 0.0, float("inf"))
+  check_number("learning_rate", config.learning_rate, 0.0, float("inf"))
+  if config.learning_rate == 0:
+    fail("learning_rate", config.learning_rate, "a positive number")
+  check_number("noise_ratio", config.noise_ratio, 0.0, 1.0, closed_high=True)
+  names = tap_names(STAGE_SIZES[config.arch])
+  if config.content_layer not in names:
+    fail("content_layer", config.content_layer, f"a layer of {config.arch}: one of {names}")
+  style_layers = tuple(config.style_layers)
+  if not style_layers or any(layer not in names for layer in style_layers):
+    fail("style_layers", style_layers, f"a non-empty tuple of layers of {config.arch} from {names}")
+  weights = tuple(config.style_weights)
+  if len(weights) != len(style_layers):
+    fail("style_weights", weights, f"one weight per style layer {style_layers}")
+  for i, weight in enumerate(weights):
+    check_number(f"style_weights[{i}]", weight, 0.0, float("inf"))
+  scales = tuple(config.scales)
+  if not scales or list(scales) != sorted(scales) or scales[-1] != 1.0 or scales[0] <= 0:
+    fail("scales", scales, "increasing fractions in (0, 1] ending at 1.0")
+  limit = config.memory_limit_gb
+  if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not (limit == -1 or limit >= 0):
+    fail("memory_limit_gb", limit, "-1 (90% of the device's memory), 0 (no check) or a limit in GiB > 0")
+  # The step at full size is the peak (coarser scales of the pyramid need less).
+  return memory.check_fits(config.image_size, (config.content_layer, *style_layers), limit, arch=config.arch,
+                           optimizer=config.optimizer, dtype=jnp.dtype(config.dtype))
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the style transfer of `config`; returns (and writes) the results."""
-  if len(config.style_layers) != len(config.style_weights):
-    raise ValueError(f"style_weights={tuple(config.style_weights)}: expected one weight per style layer "
-                     f"{tuple(config.style_layers)}")
+  estimate = check_config(config)  # before any image is read or memory allocated
+  logging.info("style step: an estimated %.2f GiB at image_size=%d", estimate / memory.GIB, config.image_size)
   content = load_image(config.content, config.image_size)
   style = load_image(config.style, config.image_size)
   style_layers = dict(zip(config.style_layers, config.style_weights))

@@ -128,6 +128,15 @@ def info(name: str, *, data_dir: str | None = None) -> DatasetInfo:
   )
 
 
+def class_names(name: str, *, data_dir: str | None = None) -> tuple[str, ...] | None:
+  """The names of a dataset's classes, by label id (None when its target is no class label)."""
+  dataset = info(name, data_dir=data_dir)
+  features = _builder(name, data_dir).info.features
+  label = features[dataset.label_key] if dataset.label_key in features else None
+  names = getattr(label, "names", None)
+  return tuple(str(n) for n in names) if names else None
+
+
 def _builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   """A prepared builder for `name`; generates embedded datasets on first use."""
   if not isinstance(name, str) or not name:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cnnjax.models.intermediates import intermediates
-from cnnjax.models.vgg import VGG
+from cnnjax.models.vgg import VGG, tap_names
 
 STAGE_SIZES = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 WIDTHS = (64, 128, 256, 512, 512)
@@ -45,13 +45,9 @@ def conv_names(params) -> list[str]:
 
 def layer_names(params) -> list[str]:
   """Every tap name the parameter tree supports, in forward order."""
-  out, convs = [], conv_names(params)
-  for j, name in enumerate(convs):
-    b = _CONV.match(name).group(1)
-    out += [name, "relu" + name[4:]]
-    if j + 1 == len(convs) or _CONV.match(convs[j + 1]).group(1) != b:
-      out.append(f"pool{b}")
-  return out + [f for f in ("fc6", "fc7", "fc8") if f in params]
+  blocks = [int(_CONV.match(name).group(1)) for name in conv_names(params)]
+  stage_sizes = tuple(blocks.count(b) for b in range(1, max(blocks, default=0) + 1))
+  return tap_names(stage_sizes) + [f for f in ("fc6", "fc7", "fc8") if f in params]
 
 
 def preprocess(images: jax.Array, preprocessing: str = "torch") -> jax.Array:

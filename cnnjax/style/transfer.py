@@ -196,7 +196,7 @@ def compiled_functions(extract: Extractor, content_layer: str, style_layers: tup
   reuse the compiled programs; each jitted function compiles once per image size.
   """
   style_weights = dict(style_layers)
-  tx = _optimizer(optimizer, learning_rate)
+  tx = optimizer_for(optimizer, learning_rate)
   to_image, from_image = _parameterization(parameterization)
   layers = list(dict.fromkeys([content_layer, *style_weights]))
 
@@ -234,7 +234,8 @@ def compiled_functions(extract: Extractor, content_layer: str, style_layers: tup
   return Compiled(tx, jax.jit(targets), jax.jit(evaluate), step, to_image, from_image)
 
 
-def _optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
+def optimizer_for(name: str, learning_rate: float) -> optax.GradientTransformation:
+  """The pixel optimizer by name: 'adam', or 'lbfgs' (which ignores the learning rate)."""
   if name == "adam":
     return optax.adam(learning_rate)
   return optax.lbfgs()  # its zoom line search picks the step length; learning_rate is Adam's

@@ -177,18 +177,55 @@ def _path_name(path: tuple) -> str:
   return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
-def load_variables(workdir: str) -> dict:
-  """`{'params', 'batch_stats'}` of the newest intact checkpoint a run wrote in `workdir` (as NumPy arrays)."""
+def _read_only_manager(workdir: str) -> tuple[ocp.CheckpointManager, str]:
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True),
-                                  item_handlers=ocp.StandardCheckpointHandler())
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"no checkpoint under {directory}; train with --workdir={workdir} first")
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+  manager = ocp.CheckpointManager(directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
+  return manager, directory
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The steps of the checkpoints a run wrote in `workdir`, in increasing order."""
+  manager, _ = _read_only_manager(workdir)
+  try:
+    return sorted(manager.all_steps())
+  finally:
+    manager.close()
+
+
+def load_checkpoint(workdir: str, step: int | None = None) -> tuple[int, dict]:
+  """`(step, variables)` of checkpoint `step` of a run in `workdir` (default: its newest intact one).
+
+  The variables are `params`, `batch_stats` and, when the run kept them, `ema_params`, as NumPy arrays;
+  the optimizer state is not returned. Raises FileNotFoundError when there is no such checkpoint.
+  """
+  manager, directory = _read_only_manager(workdir)
 
   def read(step: int) -> Any:
     _metadata_tree(manager, step)
     return manager.restore(step, args=ocp.args.StandardRestore())
 
-  step, restored, _ = _newest_intact(manager, directory, read)
-  manager.close()
+  try:
+    if step is None:
+      step, restored, _ = _newest_intact(manager, directory, read)
+    elif step in manager.all_steps():
+      restored = read(step)
+    else:
+      raise FileNotFoundError(f"no checkpoint of step {step} under {directory}; steps saved: "
+                              f"{sorted(manager.all_steps())}")
+  finally:
+    manager.close()
   if step is None:
     raise FileNotFoundError(f"no checkpoint under {directory}; train with --workdir={workdir} first")
-  return {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}
+  variables = {"params": restored["params"], "batch_stats": restored.get("batch_stats") or {}}
+  if restored.get("ema_params"):
+    variables["ema_params"] = restored["ema_params"]
+  return step, jax.tree_util.tree_map(np.asarray, variables)
+
+
+def load_variables(workdir: str) -> dict:
+  """`{'params', 'batch_stats'}` of the newest intact checkpoint a run wrote in `workdir` (as NumPy arrays)."""
+  _, variables = load_checkpoint(workdir)
+  return {"params": variables["params"], "batch_stats": variables["batch_stats"]}

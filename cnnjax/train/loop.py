@@ -114,7 +114,7 @@ def fit(
         mesh,
     )
     if eval_fn is not None and state.ema_decay:
-      eval_fn = _with_ema(eval_fn)
+      eval_fn = with_ema(eval_fn)
     profiler = Profiler(os.path.join(workdir, "profile"), config.profile_steps, enabled=is_main)
     try:
       result = _train(config, state, train_step, prefetch_to_mesh(batches(start), mesh), eval_fn, checkpointer,
@@ -130,7 +130,7 @@ def fit(
     return result
 
 
-def _with_ema(eval_fn: Callable[[TrainState], dict[str, float]]) -> Callable[[TrainState], dict[str, float]]:
+def with_ema(eval_fn: Callable[[TrainState], dict[str, float]]) -> Callable[[TrainState], dict[str, float]]:
   """`eval_fn` of the raw parameters and, `ema_`-prefixed, of their moving average."""
 
   def evaluate(state: TrainState) -> dict[str, float]:

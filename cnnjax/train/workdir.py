@@ -30,7 +30,7 @@ OVERRIDE = "allow_config_change"
 BOOKKEEPING = frozenset({
     "num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "best_metric", "best_mode",
     "tensorboard", "data_dir", "num_plot_images", "coordinator_address", "num_processes",
-    "process_id", "eval_batch_size", "data_workers", "profile_steps", "export", OVERRIDE,
+    "process_id", "eval_batch_size", "data_workers", "profile_steps", "export", "memory_limit_gb", OVERRIDE,
 })
 _SHOWN = 12  # differences listed in a refusal; the rest are counted
 _ABSENT = "<absent>"

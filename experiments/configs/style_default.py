@@ -30,4 +30,5 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 10
   c.checkpoint_every = 50
   c.dtype = "float32"
+  c.memory_limit_gb = -1.0  # the style step's estimated memory must fit: -1 = 90% of the device's, 0 = no check
   return c

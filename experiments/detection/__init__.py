@@ -14,6 +14,7 @@ import jax
 import ml_collections
 
 from cnnjax import train
+from cnnjax.train.config import fail
 from experiments.detection import train_localization, train_rcnn, train_sliding_window, train_yolo
 
 RUNNERS = {"yolo": train_yolo, "localization": train_localization, "landmarks": train_localization,
@@ -23,7 +24,7 @@ RUNNERS = {"yolo": train_yolo, "localization": train_localization, "landmarks": 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the configured detection task in `workdir` and writes `results.json`."""
   if config.task not in RUNNERS:
-    raise ValueError(f"config.task must be one of {sorted(RUNNERS)}, got {config.task!r}")
+    fail("task", config.task, f"one of {sorted(RUNNERS)}")
   results = RUNNERS[config.task].run(config, workdir)
   if jax.process_index() == 0:
     train.write_results(workdir, results)

@@ -11,7 +11,7 @@ from cnnjax.data.builders import shapes_single
 from cnnjax.detection import inputs
 from cnnjax.detection.boxes import box_convert, box_iou
 from cnnjax.detection.losses import landmark_loss, localization_loss
-from experiments.detection import common
+from experiments.detection import common, config_checks
 from cnnjax.viz.detections import save_detections
 
 
@@ -47,7 +47,7 @@ def batch_metrics(outputs: dict, batch: dict, image_size: int) -> dict[str, np.n
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates the localization (or landmark) network as configured."""
-  train_config = train.TrainConfig.from_config(config)
+  train_config = config_checks.check_config(config)  # before any data is read
   data_dir = config.data_dir or None
   train_source = sources.load(config.dataset, config.train_split, data_dir=data_dir)
   test_source = views.limited(sources.load(config.dataset, config.test_split, data_dir=data_dir),

@@ -11,7 +11,7 @@ from cnnjax import models, train
 from cnnjax.data import pipeline, views
 from cnnjax.detection import inputs, rcnn
 from cnnjax.detection.proposals import pad_proposals, selective_search
-from experiments.detection import common
+from experiments.detection import common, config_checks
 
 
 def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator, per_box: int) -> np.ndarray:
@@ -67,7 +67,7 @@ def _model_input(config, images, rois):
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains R-CNN or Fast R-CNN (by `config.task`) and evaluates it with the YOLO metrics."""
-  train_config = train.TrainConfig.from_config(config)
+  train_config = config_checks.check_config(config)  # before any data is read
   train_source, test_source, class_names = common.detection_sources(config)
   train_records, _ = proposal_records(views.limited(train_source, config.rcnn_train_images), config, training=True)
   test_source = views.limited(test_source, config.eval_limit)

@@ -12,7 +12,7 @@ from cnnjax import models, train
 from cnnjax.data import pipeline, views
 from cnnjax.detection import inputs, sliding_window as sw
 from cnnjax.detection.boxes import select_detections
-from experiments.detection import common
+from experiments.detection import common, config_checks
 
 
 def window_model(config: ml_collections.ConfigDict, num_classes: int) -> sw.WindowClassifier:
@@ -71,7 +71,7 @@ def make_predict(config: ml_collections.ConfigDict, detector, image_size: int):
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains the window classifier on crops, then compares the naive and convolutional detectors."""
-  train_config = train.TrainConfig.from_config(config)
+  train_config = config_checks.check_config(config)  # before any data is read
   train_source, test_source, class_names = common.detection_sources(config)
   test_source = views.limited(test_source, config.eval_limit)
   crops = sw.make_window_crops(train_source, config.window, config.num_crops, seed=config.seed)

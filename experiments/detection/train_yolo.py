@@ -1,7 +1,9 @@
 """YOLO: k-means anchors, training with `fit`, jit-compiled detection, mAP, images/s and pictures."""
 
+import dataclasses
 import functools
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +16,7 @@ from cnnjax.detection import inputs
 from cnnjax.detection.anchors import kmeans_anchors, mean_iou_vs_k
 from cnnjax.detection.decode import detect_batch
 from cnnjax.detection.losses import yolo_loss
-from experiments.detection import common
+from experiments.detection import common, config_checks
 from cnnjax.viz.detections import plot_iou_vs_k
 
 
@@ -38,17 +40,52 @@ def make_predict(model, anchors: np.ndarray, config: ml_collections.ConfigDict):
   return predict
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains and evaluates YOLO as configured; returns mAP@0.5, mAP@0.5:0.95 and images/s."""
-  train_config = train.TrainConfig.from_config(config)
+@dataclasses.dataclass
+class Setup:
+  """What training and evaluating YOLO share: sources, k-means anchors and the model."""
+  train_source: Any
+  test_source: Any  # `config.test_split`, its first `config.eval_limit` images
+  class_names: tuple[str, ...]
+  wh: np.ndarray  # (w, h) of the training boxes the anchors cluster
+  anchors: np.ndarray
+  anchor_iou: float
+  model: Any
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """The configured sources, anchors (k-means on the training boxes, seeded: the same every time) and model."""
   train_source, test_source, class_names = common.detection_sources(config)
   test_source = views.limited(test_source, config.eval_limit)
   wh = train_wh(train_source)
   anchors, anchor_iou = kmeans_anchors(wh, config.num_anchors, seed=config.seed)
-  iou_vs_k = mean_iou_vs_k(wh, range(1, config.num_anchors + 3), seed=config.seed)
-  plot_iou_vs_k(os.path.join(workdir, "plots", "anchors_iou_vs_k.png"), iou_vs_k)
   model = models.create(config.model, num_classes=len(class_names), num_anchors=config.num_anchors,
                         dtype=jnp.dtype(config.dtype), **config.model_kwargs)
+  return Setup(train_source, test_source, class_names, wh, anchors, anchor_iou, model)
+
+
+def make_evaluator(config: ml_collections.ConfigDict, setup: Setup, workdir: str, num_plot_images: int):
+  """`state -> {test_map50, test_map50_95, test_images_per_s, ...}` on `setup.test_source`; draws the first
+  `num_plot_images` into `workdir/plots/detections.png`."""
+  predict = make_predict(setup.model, setup.anchors, config)
+
+  def evaluate(state):
+    variables = jax.device_get(state.variables)
+    dets, images_per_s = common.predict_all(lambda b: predict(variables, b["image"]), setup.test_source,
+                                            config.eval_batch_size)
+    metrics = common.score_and_draw(workdir, "detections", setup.test_source, dets, setup.class_names,
+                                    num_plot_images, config.image_size)
+    return {**{f"test_{k}": v for k, v in metrics.items()}, "test_images_per_s": images_per_s}
+
+  return evaluate
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains and evaluates YOLO as configured; returns mAP@0.5, mAP@0.5:0.95 and images/s."""
+  train_config = config_checks.check_config(config)  # before any data is read
+  setup = build(config)
+  model, anchors, anchor_iou, train_source = setup.model, setup.anchors, setup.anchor_iou, setup.train_source
+  iou_vs_k = mean_iou_vs_k(setup.wh, range(1, config.num_anchors + 3), seed=config.seed)
+  plot_iou_vs_k(os.path.join(workdir, "plots", "anchors_iou_vs_k.png"), iou_vs_k)
   pad = functools.partial(inputs.pad_objects, max_objects=config.max_objects)
 
   def batches(start_step: int):
@@ -63,16 +100,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     batch = inputs.flip_batch(key, batch) if config.flip else {**batch, "image": inputs.to_float(batch["image"])}
     return {**batch, "image": batch["image"].astype(jnp.dtype(config.dtype))}
 
-  predict = make_predict(model, anchors, config)
-
-  def evaluate(state):
-    variables = jax.device_get(state.variables)
-    dets, images_per_s = common.predict_all(lambda b: predict(variables, b["image"]), test_source,
-                                            config.eval_batch_size)
-    metrics = common.score_and_draw(workdir, "detections", test_source, dets, class_names, config.num_plot_images,
-                                    config.image_size)
-    return {**{f"test_{k}": v for k, v in metrics.items()}, "test_images_per_s": images_per_s}
-
+  evaluate = make_evaluator(config, setup, workdir, config.num_plot_images)
   result = train.fit(train_config, workdir, model=model, loss_fn=loss_fn, batches=batches, augment_fn=augment_fn,
                      eval_fn=evaluate, experiment_config=config)
   variables = jax.device_get(result.state.variables)

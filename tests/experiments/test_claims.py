@@ -165,3 +165,12 @@ def test_a_config_of_another_runner_is_named_before_any_work(tmp_path):
   with pytest.raises(ValueError, match=r"no claim field\(s\) \['equivariance_images', 'examples_per_class'"):
     why_convolutions.run(claims_augmentation.get_config(), str(tmp_path))
   assert not os.listdir(tmp_path)
+
+
+def test_evaluate_and_predict_name_the_runs_of_a_claims_workdir(tmp_path):
+  from experiments import inference
+  (tmp_path / "config.json").write_text(claims_augmentation.get_config().to_json())
+  (tmp_path / "none_s0").mkdir()
+  (tmp_path / "none_s0" / "config.json").write_text("{}")
+  with pytest.raises(inference.RunError, match=r"holds the runs of a claims runner; give one of them: .*none_s0"):
+    inference.open_run(str(tmp_path))

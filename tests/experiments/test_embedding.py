@@ -102,7 +102,7 @@ def test_configs_are_consistent(name):
 def test_bad_config_raises_before_training(tmp_path, digits_dir):
   config = embedding_default.get_config()
   config.batch_size = 63
-  with pytest.raises(ValueError, match="batch_size=63 must equal p \\* k"):
+  with pytest.raises(ValueError, match=r"config.batch_size=63: expected p \* k"):
     experiment.run(config, str(tmp_path))
   config = _tiny(importlib.import_module("experiments.configs.embedding_digits").get_config(), digits_dir)
   config.val_labels = (5, 6)

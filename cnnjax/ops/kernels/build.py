@@ -34,7 +34,7 @@ SOURCES = ("conv_nhwc.cc", "channel_sums.cc", "max_pool_grad.cc")
 HEADERS = ("common.h",)
 TARGETS = {"cnnjax_conv_nhwc": "CnnjaxConvNhwc", "cnnjax_conv_nhwc_weight_grad": "CnnjaxConvNhwcWeightGrad",
            "cnnjax_channel_sums": "CnnjaxChannelSums", "cnnjax_max_pool_grad": "CnnjaxMaxPoolGrad"}
-LANES = 16  # floats per vector in the compiled kernels (kLanes in common.h); channel counts must be multiples
+LANES = 16  # channel counts the kernels take are multiples of this (kChannelBlock in common.h)
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 
 

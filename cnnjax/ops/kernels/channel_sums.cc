@@ -20,7 +20,7 @@ using cnnjax::kLanes, cnnjax::Load, cnnjax::ParallelFor, cnnjax::Vec;
 constexpr int64_t kBlockRows = 64;  // rows summed in float32 before they are added in double
 constexpr int kStreams = 4;         // rows in flight, each into accumulators of its own
 
-// Adds the sums of rows [r0, r1) of channels [c0, c0 + 16) into sa and sab (double, indexed from c0).
+// Adds the sums of rows [r0, r1) of channels [c0, c0 + kLanes) into sa and sab (double, indexed from c0).
 void SumBlock(const float* a, const float* b, int64_t c, int64_t r0, int64_t r1, int64_t c0, double* sa,
               double* sab) {
   Vec acc_a[kStreams] = {}, acc_ab[kStreams] = {};
@@ -47,7 +47,7 @@ ffi::Error ChannelSumsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::B
   if (d.size() == 0 || !std::equal(d.begin(), d.end(), e.begin(), e.end()))
     return ffi::Error::InvalidArgument("channel sums take two arrays of one shape [..., c]");
   int64_t c = d.back(), m = c == 0 ? 0 : a.element_count() / c;
-  if (c % kLanes != 0) return ffi::Error::InvalidArgument("channel sums need channels in multiples of 16");
+  if (c % cnnjax::kChannelBlock != 0) return ffi::Error::InvalidArgument("channel sums need channels in multiples of 16");
   int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
   int64_t tasks = std::clamp<int64_t>(4 * pool.num_threads(), 1, std::max<int64_t>(blocks, 1));
   std::vector<double> partial(tasks * 2 * c, 0.0);  // [task][sum a | sum ab][channel]

@@ -1,4 +1,4 @@
-// What the kernels share: float vectors of 16 lanes, ParallelFor over XLA's intra-op thread pool, and the
+// What the kernels share: float vectors of a register's width, ParallelFor over XLA's intra-op thread pool, and the
 // arguments of their FFI handlers.
 #ifndef CNNJAX_OPS_KERNELS_COMMON_H_
 #define CNNJAX_OPS_KERNELS_COMMON_H_
@@ -13,9 +13,16 @@
 
 namespace cnnjax {
 
-constexpr int kLanes = 16;  // floats per vector (AVX-512; GCC vector extensions, so other instruction sets compile too)
-typedef float Vec __attribute__((vector_size(64)));
-typedef float VecU __attribute__((vector_size(64), aligned(4)));
+// Floats per vector: a register's worth, so that a tile's accumulators stay in registers (AVX-512 has 32 registers
+// of 16 floats, AVX2 16 of 8; written with GCC vector extensions, so other instruction sets compile too).
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#else
+constexpr int kLanes = 8;
+#endif
+constexpr int kChannelBlock = 16;  // channel counts the kernels take are multiples of this (LANES in build.py)
+typedef float Vec __attribute__((vector_size(4 * kLanes)));
+typedef float VecU __attribute__((vector_size(4 * kLanes), aligned(4)));
 
 inline Vec Load(const float* p) { return *reinterpret_cast<const VecU*>(p); }
 inline void Store(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }

@@ -22,9 +22,16 @@ using cnnjax::kLanes, cnnjax::Load, cnnjax::ParallelFor, cnnjax::Store, cnnjax::
 
 constexpr int64_t kBandBytes = 256 << 10;      // padded input of a band
 constexpr int64_t kStationaryBytes = 1 << 20;  // kernels from which weight-stationary may pay (Shape)
-constexpr int64_t kGroup = 2 * kLanes;         // output channels per tile (16 for a last odd block)
+constexpr int64_t kGroup = 2 * kLanes;         // output channels per tile (kLanes for a last odd block)
 constexpr int64_t kChunk = 32;                 // input channels per pass over a band
 constexpr int64_t kWidePixel = 128;            // input channels from which a band's pixels are spaced apart
+// Output columns per tile of two vectors of channels (one where a row is at most 16 wide) and of one vector: as
+// many accumulators as the registers hold beside the kernel's vectors and the broadcast input.
+#if defined(__AVX512F__)
+constexpr int kWideTile = 12, kNarrowTile = 8, kSingleTile = 16;
+#else
+constexpr int kWideTile = 6, kNarrowTile = 4, kSingleTile = 12;
+#endif
 
 // x [n, h, w, ci] * kernel [kh, kw, ci, co] -> [n, ho, wo, co] with stride st, x padded by (pt, pl) before.
 struct Shape {
@@ -69,9 +76,9 @@ void PadBand(const Shape& s, const Band& band, const float* x, float* xp) {
   }
 }
 
-// y[i, j0 + p, 16v + lane] for p < J, v < V (y at the tile's first output channel): output row i (row r of the
+// y[i, j0 + p, kLanes v + lane] for p < J, v < V (y at the tile's first output channel): output row i (row r of the
 // band, reading xp's rows from r * st), summed over input channels [c0, c0 + cn) with the packed kernel chunk wc
-// ([kh, kw, cn, 16V]); the first chunk of channels starts the sum, later ones add to y.
+// ([kh, kw, cn, kLanes V]); the first chunk of channels starts the sum, later ones add to y.
 template <int J, int V>
 inline void ConvTile(const Shape& s, const float* xp, const float* wc, float* y, int64_t r, int64_t j0, int64_t c0,
                      int64_t cn) {
@@ -97,17 +104,19 @@ inline void ConvTile(const Shape& s, const float* xp, const float* wc, float* y,
     for (int p = 0; p < J; ++p) Store(y + (j0 + p) * s.co + v * kLanes, acc[v][p]);
 }
 
-// One output row's 16V channels: tiles of J columns, then of 8, 4 and 1.
+// One output row's V vectors of channels: tiles of J columns, then of 8 (where J > 8), 4, 2 and 1.
 template <int J, int V>
 void ConvRow(const Shape& s, const float* xp, const float* wc, float* y, int64_t r, int64_t c0, int64_t cn) {
   int64_t j = 0;
   for (; j + J <= s.wo; j += J) ConvTile<J, V>(s, xp, wc, y, r, j, c0, cn);
-  for (; j + 8 <= s.wo; j += 8) ConvTile<8, V>(s, xp, wc, y, r, j, c0, cn);
+  if constexpr (J > 8)
+    for (; j + 8 <= s.wo; j += 8) ConvTile<8, V>(s, xp, wc, y, r, j, c0, cn);
   for (; j + 4 <= s.wo; j += 4) ConvTile<4, V>(s, xp, wc, y, r, j, c0, cn);
+  for (; j + 2 <= s.wo; j += 2) ConvTile<2, V>(s, xp, wc, y, r, j, c0, cn);
   for (; j < s.wo; ++j) ConvTile<1, V>(s, xp, wc, y, r, j, c0, cn);
 }
 
-// Output channels co0.. in groups of kGroup (16 for a last odd block): each group's kernel is packed chunk by chunk.
+// Output channels co0.. in groups of kGroup (kLanes for a last odd block): each group's kernel is packed chunk by chunk.
 int64_t GroupWidth(const Shape& s, int64_t co0) { return std::min<int64_t>(kGroup, s.co - co0); }
 
 // Output channels [co0, co0 + GroupWidth) of the band's rows, in chunks of kChunk input channels, with the group's
@@ -120,9 +129,9 @@ void ConvGroup(const Shape& s, const Band& band, const float* xp, const float* w
     const float* wc = wg + c0 * s.kh * s.kw * width;
     for (int64_t i = band.i0; i < band.i1; ++i) {
       float* row = y + ((band.image * s.ho + i) * s.wo) * s.co + co0;
-      if (width == kLanes) ConvRow<16, 1>(s, xp, wc, row, i - band.i0, c0, cn);
-      else if (s.wo <= 16) ConvRow<8, 2>(s, xp, wc, row, i - band.i0, c0, cn);
-      else ConvRow<12, 2>(s, xp, wc, row, i - band.i0, c0, cn);
+      if (width == kLanes) ConvRow<kSingleTile, 1>(s, xp, wc, row, i - band.i0, c0, cn);
+      else if (s.wo <= 16) ConvRow<kNarrowTile, 2>(s, xp, wc, row, i - band.i0, c0, cn);
+      else ConvRow<kWideTile, 2>(s, xp, wc, row, i - band.i0, c0, cn);
     }
   }
 }
@@ -158,11 +167,11 @@ void PackGroup(const Shape& s, const float* w, bool flip, int64_t co0, float* wg
 // A 64-byte aligned array of `size` floats in `buffer`, grown as needed (vector loads that straddle cache lines
 // cost two).
 float* Aligned(std::vector<float>& buffer, int64_t size) {
-  if (buffer.size() < size_t(size + kLanes)) buffer.resize(size + kLanes);
+  if (buffer.size() < size_t(size + 16)) buffer.resize(size + 16);  // 16 floats: room to move to 64 bytes
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t(63));
 }
 
-// dw[a, b, ci0 + 16 rows, co0 + 16 lanes] += sum over the band's pixels of xp[r*st+a, j*st+b, ci] dy[i, j, co].
+// dw[a, b, ci0 + kLanes rows, co0 + kLanes lanes] += sum over the band's pixels of xp[r*st+a, j*st+b, ci] dy[i, j, co].
 inline void WeightGradBlock(const Shape& s, const Band& band, const float* xp, const float* dy, float* dw,
                             int64_t a, int64_t b, int64_t ci0, int64_t co0) {
   Vec acc[kLanes];
@@ -187,7 +196,7 @@ Shape MakeShape(ffi::Buffer<ffi::F32>& x, int64_t co, int64_t kh, int64_t kw, in
 }
 
 ffi::Error Check(const Shape& s) {
-  if (s.ci % kLanes != 0 || s.co % kLanes != 0)
+  if (s.ci % cnnjax::kChannelBlock != 0 || s.co % cnnjax::kChannelBlock != 0)
     return ffi::Error::InvalidArgument("cnnjax conv_nhwc: channel counts must be multiples of 16");
   return ffi::Error::Success();
 }
