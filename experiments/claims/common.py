@@ -8,9 +8,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnnjax import models, train
+from cnnjax import train
 from cnnjax.data import host_input as host_input_lib
-from cnnjax.data import prepare, sources
+from cnnjax.data import prepare
 from experiments import classification
 
 
@@ -51,14 +51,12 @@ class Trained:
 
 def load(config: ml_collections.ConfigDict, workdir: str) -> Trained:
   """The model `config` trained in `workdir`, and its (un-augmented) training and test images."""
-  num_classes = len(config.classes) or sources.info(config.dataset, data_dir=config.data_dir or None).num_classes
-  model = models.create(config.model, num_classes=num_classes, **config.model_kwargs)
-  transforms, train_source, eval_source, mean, std = classification.host_input(config)
+  setup = classification.build(config)
   arrays = []
-  for source in (train_source, eval_source):
-    arrays += [host_input_lib.sample_images(source, transforms.eval, count=len(source)),
+  for source in (setup.train_source, setup.eval_source):
+    arrays += [host_input_lib.sample_images(source, setup.transforms.eval, count=len(source)),
                np.array([int(source[i]["label"]) for i in range(len(source))])]
-  return Trained(model, train.load_variables(workdir), mean, std, *arrays)
+  return Trained(setup.model, train.load_variables(workdir), setup.mean, setup.std, *arrays)
 
 
 def softmax_fn(model, mean: np.ndarray, std: np.ndarray):
