@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from cnnjax import models, train, transfer
+from cnnjax.data import augment as augment_lib
 from cnnjax.data import host_input as host_input_lib
 from cnnjax.data import mixing, pipeline, prepare, sources, views
 from cnnjax.export import export_classifier
@@ -34,7 +35,10 @@ def load_split(config: ml_collections.ConfigDict, split: str, *, decode_images: 
   source = sources.load(config.dataset, split, data_dir=data_dir, decode_images=decode_images)
   if config.classes:
     per_class = config.examples_per_class if split == config.train_split else 0
-    source = views.ClassSubset(source, config.classes, per_class=per_class, seed=config.seed,
+    # `subset_seed` (claims configs) keeps one few-shot subset under several model seeds; -1 or absent: `seed`.
+    subset_seed = config.get("subset_seed", -1)
+    source = views.ClassSubset(source, config.classes, per_class=per_class,
+                               seed=config.seed if subset_seed < 0 else subset_seed,
                                labels=sources.labels(config.dataset, split, data_dir=data_dir))
   return source
 
@@ -56,6 +60,20 @@ def host_input(config: ml_collections.ConfigDict):
     mean, std = host_input_lib.sample_channel_stats(train_source, transforms.eval, count=config.stats_sample,
                                                     seed=config.seed)
   return transforms, train_source, eval_source, mean, std
+
+
+def augment_spec(config: ml_collections.ConfigDict, train_source, transform) -> list:
+  """`config.augment`, each `pca_colour` op given without `eigvals`/`eigvecs` getting those of the training images'
+  pixel covariance (AlexNet's PCA colour augmentation; a seeded sample of at most 512 images)."""
+  spec = []
+  for item in config.augment:
+    params = item if isinstance(item, str) else dict(item.to_dict() if hasattr(item, "to_dict") else item)
+    if isinstance(params, dict) and params.get("name") == "pca_colour" and "eigvals" not in params:
+      images = host_input_lib.sample_images(train_source, transform, count=512, seed=config.seed)
+      eigvals, eigvecs = augment_lib.pca_colour_stats(images)
+      params = {**params, "eigvals": eigvals.tolist(), "eigvecs": eigvecs.tolist()}
+    spec.append(params)
+  return spec
 
 
 def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
@@ -152,7 +170,7 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
             worker_count=config.data_workers),
         eval_fn=eval_fn,
         augment_fn=prepare.make_augment_fn(
-            mean, std, config.augment, setup.dtype,
+            mean, std, augment_spec(config, train_source, transforms.eval), setup.dtype,
             randaugment=(config.randaugment.num_ops, config.randaugment.magnitude),
             mix_fn=mixing.make_mix_fn(setup.num_classes, mixup_alpha=config.mixup_alpha,
                                       cutmix_alpha=config.cutmix_alpha, switch_prob=config.mix_switch_prob),

@@ -23,7 +23,9 @@ CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
 # Each entry point's default config: its top-level fields are what a config of that experiment has.
 DEFAULT_CONFIGS = {"classification": "lenet5_digits.py", "detection": "detection_yolo.py",
                    "embedding": "embedding_default.py", "style_transfer": "style_default.py",
-                   "benchmark": "benchmark_default.py"}
+                   "benchmark": "benchmark_default.py",
+                   "claims.why_convolutions": "claims_why_convolutions.py",
+                   "claims.augmentation": "claims_augmentation.py"}
 
 
 def _summary(results: dict) -> str:

@@ -63,6 +63,10 @@ def open_run(workdir: str) -> Run:
   if config.get("variant_names"):
     names = ", ".join(os.path.join(workdir, n) for n in config.variant_names)
     raise RunError(f"--workdir={workdir} holds a run of several variants; give one of them: {names}")
+  if config.get("claim"):  # a claims runner's workdir (experiments/claims/): one run per subdirectory
+    names = ", ".join(sorted(os.path.join(workdir, d) for d in os.listdir(workdir)
+                             if os.path.isfile(os.path.join(workdir, d, workdir_lib.CONFIG_FILE))))
+    raise RunError(f"--workdir={workdir} holds the runs of a claims runner; give one of them: {names}")
   experiment = cli.experiment_of_config(config)
   if experiment is None:
     raise RunError(f"{path} is the config of no experiment this command knows "

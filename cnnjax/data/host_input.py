@@ -90,6 +90,14 @@ def sample_channel_stats(
   return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
 
 
+def sample_images(source: Sequence[dict[str, Any]], transform: Transform | None = None, *, count: int = 512,
+                  seed: int = 0) -> np.ndarray:
+  """The images of at most `count` records (all of them, or a sample drawn with `seed`), stacked: (n, H, W, C)."""
+  n = len(source)
+  indices = np.arange(n) if n <= count else np.sort(np.random.default_rng(seed).choice(n, count, replace=False))
+  return np.stack([np.asarray(_apply(transform, source[int(i)])["image"]) for i in indices])
+
+
 def _apply(transform: Transform | None, record: dict[str, Any]) -> dict[str, Any]:
   if transform is None:
     return record

@@ -6,6 +6,7 @@ from cnnjax.models import embedding  # noqa: F401
 from cnnjax.models import heads  # noqa: F401
 from cnnjax.models import inception  # noqa: F401
 from cnnjax.models import lenet  # noqa: F401
+from cnnjax.models import mlp  # noqa: F401
 from cnnjax.models import nin  # noqa: F401
 from cnnjax.models import resnet  # noqa: F401
 from cnnjax.models import vgg  # noqa: F401

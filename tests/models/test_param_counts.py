@@ -56,6 +56,19 @@ def test_cifar_resnet_and_plain_counts(depth):
   assert n_params(models.create(f"plain{depth}", num_classes=10), (1, 32, 32, 3)) == expected
 
 
+@pytest.mark.parametrize("hidden,shape,num_classes", [((60,), (1, 32, 32, 1), 10), ((56, 32), (1, 32, 32, 1), 10),
+                                                      ((7, 5, 3), (1, 8, 6, 3), 4)])
+def test_mlp_counts(hidden, shape, num_classes):
+  widths = [shape[1] * shape[2] * shape[3], *hidden, num_classes]
+  expected = sum(dense(a, b) for a, b in zip(widths, widths[1:]))
+  assert n_params(models.create("mlp", num_classes=num_classes, hidden=hidden), shape) == expected
+
+
+def test_mlp_default_has_lenet5_capacity():
+  lenet, mlp = (n_params(models.create(name, num_classes=10), (1, 32, 32, 1)) for name in ("lenet5", "mlp"))
+  assert (lenet, mlp) == (61_706, 1024 * 60 + 60 + 60 * 10 + 10)
+
+
 def test_resnet20_matches_paper():
   assert round(cifar_resnet_count(20, 10) / 1e6, 2) == 0.27  # table 6 of He et al.
 
