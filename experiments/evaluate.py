@@ -147,8 +147,7 @@ def main(argv) -> None:
 if __name__ == "__main__":
   from absl import app, flags
 
-  flags.DEFINE_string("workdir", None, "The workdir of a run (holds config.json and checkpoints/).", required=True)
-  flags.DEFINE_string("checkpoint", "latest", "'latest', 'best' (by the run's best_metric) or a step number.")
+  inference.define_run_flags()
   flags.DEFINE_string("split", None, "The split to evaluate (default: the one the run evaluated); embedding: "
                       "train | validation | test, the run's identity-disjoint parts.")
   flags.DEFINE_string("output", None, "Where the JSON goes (default: WORKDIR/evaluate-<split>-<step>.json).")

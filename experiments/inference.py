@@ -153,6 +153,14 @@ def load_image(path: str, channels: int) -> np.ndarray:
   return np.asarray(converted, np.uint8).reshape(converted.height, converted.width, channels)
 
 
+def define_run_flags() -> None:
+  """The flags evaluate and predict share: the run's workdir and which of its checkpoints."""
+  from absl import flags
+
+  flags.DEFINE_string("workdir", None, "The workdir of a run (holds config.json and checkpoints/).", required=True)
+  flags.DEFINE_string("checkpoint", "latest", "'latest', 'best' (by the run's best_metric) or a step number.")
+
+
 @contextlib.contextmanager
 def fatal_on_error() -> Iterator[None]:
   """Ends the process with `FATAL <message>` on stderr and status 1 on a RunError (no traceback, no usage)."""

@@ -186,8 +186,7 @@ def main(argv) -> None:
 if __name__ == "__main__":
   from absl import app, flags
 
-  flags.DEFINE_string("workdir", None, "The workdir of a run (holds config.json and checkpoints/).", required=True)
-  flags.DEFINE_string("checkpoint", "latest", "'latest', 'best' (by the run's best_metric) or a step number.")
+  inference.define_run_flags()
   flags.DEFINE_string("output", None, "Where the JSON goes (default: WORKDIR/predict-<step>.json); detection "
                       "pictures go beside it.")
   flags.DEFINE_integer("top_k", 5, "Classification: the classes listed per image.")
