@@ -104,3 +104,24 @@ def pair_error_rates(embeddings: np.ndarray, labels: np.ndarray, threshold: floa
 def compounded(per_comparison_error: float, comparisons: np.ndarray) -> np.ndarray:
   """1 - (1 - e)^m: the chance that at least one of m independent comparisons errs, each with probability e."""
   return 1.0 - (1.0 - float(per_comparison_error)) ** np.asarray(comparisons, np.float64)
+
+
+def predicted_top1(embeddings: np.ndarray, labels: np.ndarray, gallery_sizes: Sequence[int]) -> dict:
+  """Closed-set top-1 predicted from 1:1 distances, as if a probe met K - 1 other people independently.
+
+  With F(g) the fraction of different-identity pairs nearer than g (ties half), over the same-identity pair
+  distances g: `independent` = (1 - mean F)^(K-1) = (1 - e)^(K-1), e = 1 - AUC (one error rate for every
+  comparison); `given_genuine` = mean over g of (1 - F(g))^(K-1) (the probe's own distance shared by its K - 1
+  comparisons, so errors fall on the same probes).
+  """
+  embeddings = np.asarray(embeddings, np.float64)
+  labels = np.asarray(labels)
+  d = _distances(embeddings)
+  upper = np.triu_indices(len(labels), 1)
+  dist, same = d[upper], labels[upper[0]] == labels[upper[1]]
+  genuine, impostor = dist[same], np.sort(dist[~same])
+  below = np.searchsorted(impostor, genuine, "left")
+  nearer = (below + 0.5 * (np.searchsorted(impostor, genuine, "right") - below)) / len(impostor)
+  others = np.asarray(gallery_sizes, np.float64) - 1
+  return {"independent": ((1.0 - nearer.mean()) ** others).tolist(),
+          "given_genuine": np.mean((1.0 - nearer[:, None]) ** others[None, :], axis=0).tolist()}

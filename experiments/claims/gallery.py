@@ -12,7 +12,8 @@ accuracy on the validation pairs) and at its strict one (validation pair FAR `re
 - beside them the 1:1 figures on every pair of test images (`pair_error_rates`) and what they predict if the K
   comparisons erred independently: false accept 1 - (1 - FAR_1)^K, with FAR_1 the pair false-accept rate at
   the threshold; closed-set top-1 (1 - e)^(K-1), with e = 1 - AUC the chance that a different person's image
-  is nearer than a same person's.
+  is nearer than a same person's, and the mean over same-person distances g of (1 - F(g))^(K-1), F(g) the
+  fraction of different-person pairs nearer than g (`predicted_top1`).
 Writes `workdir/results.json` and `workdir/plots/gallery.png`.
 """
 
@@ -31,6 +32,7 @@ from experiments.claims import common
 from experiments.configs import claims_gallery
 
 RUN = "embedding"
+LABELS = {"threshold": "verification threshold", "strict": "strict threshold"}
 
 
 def embed_test(config: ml_collections.ConfigDict, run_dir: str) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -65,7 +67,9 @@ def measure(emb: np.ndarray, labels: np.ndarray, pairs: tuple, thresholds: dict,
     results[prefix + "verification_accuracy_at_threshold"] = float(np.mean((d <= t) == same))
     results[prefix + "predicted_false_accept_rate"] = embedding_lib.compounded(
         pair["false_accept_rate"], sizes).tolist()
-    results[prefix + "predicted_top1"] = (1.0 - embedding_lib.compounded(pair["rank_error"], sizes - 1)).tolist()
+  predicted = embedding_lib.predicted_top1(emb, labels, sizes)
+  results["predicted_top1"], results["predicted_top1_given_genuine"] = predicted["independent"], \
+      predicted["given_genuine"]
   return results
 
 
@@ -99,20 +103,22 @@ def plot(results: dict, workdir: str) -> str:
   ax_top, ax_far = fig.subplots(1, 2)
   ks = np.asarray(results["gallery_sizes"])
   nan = lambda values: np.array([np.nan if v is None else v for v in values], np.float64)
-  ax_top.errorbar(ks, results["threshold/top1"], yerr=results["threshold/top1_std"], fmt="-o", capsize=3,
-                  label="top-1, nearest entry (measured)")
-  ax_top.plot(ks, results["threshold/predicted_top1"], "--", label="(1 - e)^(K-1), e = 1 - AUC of pairs")
-  for name, style in (("threshold", "-s"), ("strict", "-^")):
-    ax_top.plot(ks, results[f"{name}/top1_at_threshold"], style,
-                label=f"top-1 and within the {name} threshold ({results[f'{name}/threshold']:.3f})")
+  ax_top.errorbar(ks, results["threshold/top1"], yerr=results["threshold/top1_std"], fmt="-o", color="C0",
+                  capsize=3, label="top-1, nearest entry (measured)")
+  ax_top.plot(ks, results["predicted_top1"], "--", color="C0", label="(1 - e)^(K-1), e = 1 - AUC of pairs")
+  ax_top.plot(ks, results["predicted_top1_given_genuine"], ":", color="C0",
+              label="mean over same-person distances g of (1 - F(g))^(K-1)")
+  for i, name in enumerate(("threshold", "strict")):
+    ax_top.plot(ks, results[f"{name}/top1_at_threshold"], "-s", color=f"C{i + 1}",
+                label=f"top-1 and within the {LABELS[name]} ({results[f'{name}/threshold']:.3f})")
   ax_top.axhline(results["verification/verification_accuracy"], color="gray", ls=":",
                  label=f"1:1 verification accuracy ({results['verification/verification_accuracy']:.3f})")
   ax_top.set(xscale="log", xlabel="enrolled identities K (one image each)", ylabel="fraction of enrolled probes",
              title="identification of enrolled people", ylim=(0, 1.02))
   for i, name in enumerate(("threshold", "strict")):
-    ax_far.errorbar(ks, nan(results[f"{name}/false_accept_rate"]), yerr=nan(results[f"{name}/false_accept_rate_std"]),
-                    fmt="-o", color=f"C{i}", capsize=3, label=f"{name} threshold: measured")
-    ax_far.plot(ks, results[f"{name}/predicted_false_accept_rate"], "--", color=f"C{i}",
+    ax_far.errorbar(ks, nan(results[f"{name}/false_accept_rate"]),
+                    yerr=nan(results[f"{name}/false_accept_rate_std"]), fmt="-o", color=f"C{i + 1}", capsize=3, label=f"{LABELS[name]}: measured")
+    ax_far.plot(ks, results[f"{name}/predicted_false_accept_rate"], "--", color=f"C{i + 1}",
                 label=f"1 - (1 - FAR_1)^K, FAR_1 = {results[f'{name}/pair_false_accept_rate']:.4f}")
   ax_far.set(xscale="log", xlabel="enrolled identities K (one image each)", ylabel="fraction of impostor probes",
              title="false accepts of people not enrolled", ylim=(0, 1.02))

@@ -84,3 +84,16 @@ def test_pair_error_rates_match_brute_force():
   assert got["rank_error"] == pytest.approx(np.mean([[i < g for i in impostor] for g in genuine]))
   assert got["same_pairs"] == len(genuine) and got["different_pairs"] == len(impostor)
   np.testing.assert_allclose(gallery.compounded(0.1, [1, 2]), [0.1, 0.19])
+
+
+def test_predicted_top1_matches_brute_force():
+  embeddings, labels = random_faces(identities=6, per_identity=3)
+  genuine, impostor = [], []
+  for i in range(len(labels)):
+    for j in range(i + 1, len(labels)):
+      (genuine if labels[i] == labels[j] else impostor).append(math.dist(embeddings[i], embeddings[j]))
+  nearer = [np.mean([x < g for x in impostor]) for g in genuine]
+  got = gallery.predicted_top1(embeddings, labels, (1, 3))
+  np.testing.assert_allclose(got["independent"], [1.0, (1 - np.mean(nearer)) ** 2])
+  np.testing.assert_allclose(got["given_genuine"], [1.0, np.mean([(1 - f) ** 2 for f in nearer])])
+  assert got["given_genuine"][1] >= got["independent"][1]  # Jensen: x^2 is convex

@@ -194,6 +194,7 @@ def test_gallery_runs(tmp_path):
   assert results["threshold/top1"][0] == 1.0 >= results["threshold/top1"][-1]  # one enrolled person: always right
   assert results["threshold/top1_at_threshold"][0] >= results["threshold/top1_at_threshold"][-1]
   assert results["threshold/false_accept_rate"][-1] is None  # every identity enrolled: no impostor
+  assert results["predicted_top1"][0] == results["predicted_top1_given_genuine"][0] == 1.0
   assert results["threshold/predicted_false_accept_rate"][0] == pytest.approx(
       results["threshold/pair_false_accept_rate"])
   assert 0 <= results["verification/verification_accuracy"] <= 1
