@@ -117,7 +117,8 @@ def plot(results: dict, workdir: str) -> str:
              title="identification of enrolled people", ylim=(0, 1.02))
   for i, name in enumerate(("threshold", "strict")):
     ax_far.errorbar(ks, nan(results[f"{name}/false_accept_rate"]),
-                    yerr=nan(results[f"{name}/false_accept_rate_std"]), fmt="-o", color=f"C{i + 1}", capsize=3, label=f"{LABELS[name]}: measured")
+                    yerr=nan(results[f"{name}/false_accept_rate_std"]), fmt="-o", color=f"C{i + 1}", capsize=3,
+                    label=f"{LABELS[name]}: measured")
     ax_far.plot(ks, results[f"{name}/predicted_false_accept_rate"], "--", color=f"C{i + 1}",
                 label=f"1 - (1 - FAR_1)^K, FAR_1 = {results[f'{name}/pair_false_accept_rate']:.4f}")
   ax_far.set(xscale="log", xlabel="enrolled identities K (one image each)", ylabel="fraction of impostor probes",
