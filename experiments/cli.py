@@ -25,7 +25,8 @@ DEFAULT_CONFIGS = {"classification": "lenet5_digits.py", "detection": "detection
                    "embedding": "embedding_default.py", "style_transfer": "style_default.py",
                    "benchmark": "benchmark_default.py",
                    "claims.why_convolutions": "claims_why_convolutions.py",
-                   "claims.augmentation": "claims_augmentation.py"}
+                   "claims.augmentation": "claims_augmentation.py",
+                   "claims.gallery": "claims_gallery.py"}
 
 
 def _summary(results: dict) -> str:

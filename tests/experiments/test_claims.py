@@ -174,3 +174,29 @@ def test_evaluate_and_predict_name_the_runs_of_a_claims_workdir(tmp_path):
   (tmp_path / "none_s0" / "config.json").write_text("{}")
   with pytest.raises(inference.RunError, match=r"holds the runs of a claims runner; give one of them: .*none_s0"):
     inference.open_run(str(tmp_path))
+
+
+def test_gallery_runs(tmp_path):
+  from experiments.claims import gallery
+  from experiments.configs import claims_gallery, embedding_digits
+  config = claims_gallery.get_config()
+  digits = embedding_digits.get_config()
+  for field in ("dataset", "train_split", "train_labels", "val_split", "val_labels", "test_split", "test_labels"):
+    config[field] = digits[field]
+  config.model_kwargs.widths, config.embedding_dim = (4, 8), 8
+  config.p, config.k, config.batch_size = 4, 2, 8
+  config.val_pairs, config.test_pairs, config.n_folds, config.eval_batch_size = 40, 60, 3, 200
+  tiny(config, steps=5)
+  config.claim.update(dict(gallery_sizes=(1, 2, 4), repeats=3))  # the test part holds 4 identities (digits 6-9)
+  results = gallery.run(config, str(tmp_path))
+  assert json.load(open(tmp_path / "results.json")).keys() == results.keys()
+  assert results["gallery_sizes"] == [1, 2, 4] and results["test_identities"] == 4
+  assert results["threshold/top1"][0] == 1.0 >= results["threshold/top1"][-1]  # one enrolled person: always right
+  assert results["threshold/top1_at_threshold"][0] >= results["threshold/top1_at_threshold"][-1]
+  assert results["threshold/false_accept_rate"][-1] is None  # every identity enrolled: no impostor
+  assert results["predicted_top1"][0] == results["predicted_top1_given_genuine"][0] == 1.0
+  assert results["threshold/predicted_false_accept_rate"][0] == pytest.approx(
+      results["threshold/pair_false_accept_rate"])
+  assert 0 <= results["verification/verification_accuracy"] <= 1
+  assert os.path.exists(tmp_path / "plots" / "gallery.png")
+  assert os.path.exists(tmp_path / "embedding" / "results.json")
