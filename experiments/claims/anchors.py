@@ -92,28 +92,26 @@ def plot(results: dict, workdir: str) -> str:
   from matplotlib.figure import Figure
 
   ks = results["anchor_counts"]
-  fig = Figure(figsize=(11, 4.2))
-  ax_map, ax_slots = fig.subplots(1, 2)
+  fig = Figure(figsize=(12, 4.2))
+  ax_map, ax_iou = fig.subplots(1, 2)
   ax_map.plot(ks, [results[f"k{k}/map50"] for k in ks], "-o", label="mAP@0.5")
   ax_map.plot(ks, [results[f"k{k}/map50_95"] for k in ks], "-s", label="mAP@0.5:0.95")
   for i, name in enumerate(results["class_names"]):
-    ax_map.plot(ks, [results[f"k{k}/map50/{name}"] for k in ks], ":", color=f"C{i + 3}", label=f"mAP@0.5 {name}")
-  ax_iou = ax_map.twinx()
-  ax_iou.plot(ks, [results[f"k{k}/anchor_mean_iou"] for k in ks], "--^", color="gray", label="k-means mean IoU")
-  ax_iou.set_ylabel("k-means mean IoU (training boxes, best anchor)", color="gray")
-  ax_map.set(xlabel="anchors (k-means)", ylabel="test mAP", xticks=ks, title="YOLO on shapes: mAP vs anchors")
-  lines = ax_map.get_legend_handles_labels()
-  more = ax_iou.get_legend_handles_labels()
-  ax_map.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower right")
-  ax_slots.plot(ks, [100 * results[f"k{k}/shared_cell_fraction"] for k in ks], "-o",
-                label="objects sharing their cell with another")
-  ax_slots.plot(ks, [100 * results[f"k{k}/dropped_fraction"] for k in ks], "-s",
-                label="objects whose (cell, anchor) slot another takes")
-  ax_slots.set(xlabel="anchors (k-means)", ylabel="% of training objects", xticks=ks,
-               title=f"{results['grid_size']}x{results['grid_size']} grid: how often cells collide")
-  for ax in (ax_map, ax_slots):
+    ax_map.plot(ks, [results[f"k{k}/map50/{name}"] for k in ks], ":x", color=f"C{i + 2}", label=f"mAP@0.5 {name}")
+  ax_map.set(xlabel="anchors (k-means)", ylabel="test mAP", xticks=ks, title="YOLO on shapes: test mAP vs anchors")
+  ax_iou.plot(ks, [results[f"k{k}/anchor_mean_iou"] for k in ks], "-^", color="gray")
+  ax_iou.set(xlabel="anchors (k-means)", ylabel="mean best-anchor IoU of the training boxes", xticks=ks,
+             title="k-means anchors: how well they fit the boxes")
+  k0, s = ks[0], results["grid_size"]
+  note = (f"{results[f'k{k0}/objects']} training objects, {s}x{s} grid:\n"
+          f"sharing their cell with another: {100 * results[f'k{k0}/shared_cell_fraction']:.2f}%\n"
+          "losing their (cell, anchor) slot to another:\n" +
+          ", ".join(f"{100 * results[f'k{k}/dropped_fraction']:.2f}% (k={k})" for k in ks))
+  ax_iou.text(0.03, 0.97, note, transform=ax_iou.transAxes, ha="left", va="top", fontsize=7,
+              bbox=dict(facecolor="white", alpha=0.8, edgecolor="lightgray"))
+  for ax in (ax_map, ax_iou):
     ax.grid(alpha=0.3)
-  ax_slots.legend(fontsize=7)
+  ax_map.legend(fontsize=7)
   return common.save_figure(fig, workdir, "anchors_map.png")
 
 
