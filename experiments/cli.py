@@ -26,7 +26,8 @@ DEFAULT_CONFIGS = {"classification": "lenet5_digits.py", "detection": "detection
                    "benchmark": "benchmark_default.py",
                    "claims.why_convolutions": "claims_why_convolutions.py",
                    "claims.augmentation": "claims_augmentation.py",
-                   "claims.gallery": "claims_gallery.py"}
+                   "claims.gallery": "claims_gallery.py",
+                   "claims.anchors": "claims_anchors.py"}
 
 
 def _summary(results: dict) -> str:

@@ -1,4 +1,4 @@
-"""What the claims runners share: variants of a classification config, trained models read back, predictions."""
+"""What the claims runners share: variants of an experiment config, trained classifiers read back, predictions."""
 
 import dataclasses
 import os
@@ -23,7 +23,7 @@ def check_claim(config: ml_collections.ConfigDict, default: ml_collections.Confi
 
 
 def variant(config: ml_collections.ConfigDict, **fields: Any) -> ml_collections.ConfigDict:
-  """A classification config: `config` without its `claim` block, top-level `fields` replaced."""
+  """The experiment config of a claims run: `config` without its `claim` block, top-level `fields` replaced."""
   out = ml_collections.ConfigDict(config.to_dict())
   del out["claim"]
   for key, value in fields.items():

@@ -200,3 +200,27 @@ def test_gallery_runs(tmp_path):
   assert 0 <= results["verification/verification_accuracy"] <= 1
   assert os.path.exists(tmp_path / "plots" / "gallery.png")
   assert os.path.exists(tmp_path / "embedding" / "results.json")
+
+
+def test_anchors_runs(tmp_path):
+  from experiments.claims import anchors
+  from experiments.configs import claims_anchors
+  config = tiny(claims_anchors.get_config(), steps=2)
+  config.update(dict(batch_size=4, eval_batch_size=4, eval_limit=4, max_objects=4, num_plot_images=1,
+                     checkpoint_every=0, eval_every=0))
+  config.model_kwargs.update(dict(widths=(4, 8), deep=False))
+  config.claim.update(dict(anchor_counts=(1, 2), collision_images=50))
+  results = anchors.run(config, str(tmp_path))
+  assert json.load(open(tmp_path / "results.json")).keys() == results.keys()
+  assert results["anchor_counts"] == [1, 2] and not any(k.startswith("k3/") for k in results)
+  for k in (1, 2):
+    sub = json.load(open(tmp_path / f"k{k}" / "results.json"))
+    assert len(sub["anchors"]) == k == results[f"k{k}/num_anchors"]
+    for key in ("map50", "map50_95", "anchor_mean_iou", "shared_cell_fraction", "dropped_fraction"):
+      assert 0 <= results[f"k{k}/{key}"] <= 1, key
+    assert all(np.isnan(v) or 0 <= v <= 1 for name in results["class_names"] for v in [results[f"k{k}/map50/{name}"]])
+    assert results[f"k{k}/train_images_per_s"] > 0
+  assert results["k1/dropped_fraction"] <= results["k1/shared_cell_fraction"]  # one anchor: every shared cell collides
+  assert results["k2/dropped_fraction"] <= results["k1/dropped_fraction"]
+  assert results["k1/anchor_mean_iou"] < results["k2/anchor_mean_iou"]
+  assert os.path.exists(tmp_path / "plots" / "anchors_map.png")
