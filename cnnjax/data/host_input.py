@@ -75,8 +75,7 @@ def sample_channel_stats(
   """
   if not isinstance(count, int) or count <= 0:
     raise ValueError(f"count={count!r}: expected a positive number of records to sample")
-  n = len(source)
-  indices = np.arange(n) if n <= count else np.sort(np.random.default_rng(seed).choice(n, count, replace=False))
+  indices = _sample_indices(len(source), count, seed)
   total, total_sq, pixels = 0.0, 0.0, 0
   for start in range(0, len(indices), chunk):
     part = [int(i) for i in indices[start:start + chunk]]
@@ -93,9 +92,13 @@ def sample_channel_stats(
 def sample_images(source: Sequence[dict[str, Any]], transform: Transform | None = None, *, count: int = 512,
                   seed: int = 0) -> np.ndarray:
   """The images of at most `count` records (all of them, or a sample drawn with `seed`), stacked: (n, H, W, C)."""
-  n = len(source)
-  indices = np.arange(n) if n <= count else np.sort(np.random.default_rng(seed).choice(n, count, replace=False))
+  indices = _sample_indices(len(source), count, seed)
   return np.stack([np.asarray(_apply(transform, source[int(i)])["image"]) for i in indices])
+
+
+def _sample_indices(n: int, count: int, seed: int) -> np.ndarray:
+  """All of `range(n)` when n <= count, else `count` of them drawn with `seed`, in increasing order."""
+  return np.arange(n) if n <= count else np.sort(np.random.default_rng(seed).choice(n, count, replace=False))
 
 
 def _apply(transform: Transform | None, record: dict[str, Any]) -> dict[str, Any]:

@@ -9,20 +9,33 @@ from typing import Sequence
 
 import numpy as np
 
+from cnnjax.embedding.verify import enrol, recognize
 
-def _distances(embeddings: np.ndarray) -> np.ndarray:
+
+def _pair_distances(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Distances of every pair of distinct images: (same-identity ones, different-identity ones sorted, and for
+  each same-identity distance g the fraction of different-identity distances below g, ties counted half)."""
+  embeddings = np.asarray(embeddings, np.float64)
+  labels = np.asarray(labels)
   sq = np.sum(embeddings * embeddings, axis=1)
-  return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * embeddings @ embeddings.T, 0.0))
+  d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * embeddings @ embeddings.T, 0.0))
+  upper = np.triu_indices(len(labels), 1)
+  dist, same = d[upper], labels[upper[0]] == labels[upper[1]]
+  if same.all() or not same.any():
+    raise ValueError("labels must give both same-identity and different-identity pairs")
+  genuine, impostor = dist[same], np.sort(dist[~same])
+  below = np.searchsorted(impostor, genuine, "left")
+  nearer = (below + 0.5 * (np.searchsorted(impostor, genuine, "right") - below)) / len(impostor)
+  return genuine, impostor, nearer
 
 
 def identification_vs_gallery(embeddings: np.ndarray, labels: np.ndarray, gallery_sizes: Sequence[int],
                               threshold: float, *, repeats: int = 10, seed: int = 0) -> dict:
   """Top-1 identification and false accepts for galleries of K enrolled identities, one image each.
 
-  For each K of `gallery_sizes` in order and each of `repeats` repetitions, with one
-  `np.random.default_rng(seed)` drawing in this order: `rng.choice(identities, K, replace=False)` (identities
-  sorted), then for each enrolled identity in that order `rng.choice` of its image indices (ascending) as its
-  gallery image. Every other image is a probe: of an enrolled identity ('known') or not ('impostor').
+  For each K of `gallery_sizes` in order and each of `repeats` repetitions, one `np.random.default_rng(seed)`
+  enrols K people (`verify.enrol`: one image each, drawn in its documented order); every other image is a probe,
+  of an enrolled identity ('known') or not ('impostor'), answered by `verify.recognize`.
 
   Returns:
     `gallery_sizes`, and for each a list (one value per K, the mean over repetitions; `*_std` their spread):
@@ -44,8 +57,6 @@ def identification_vs_gallery(embeddings: np.ndarray, labels: np.ndarray, galler
   for k in gallery_sizes:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(ids):
       raise ValueError(f"gallery size K={k!r}: expected an integer in [1, {len(ids)}] (the number of identities)")
-  members = {i: np.flatnonzero(labels == i) for i in ids}
-  d = _distances(embeddings)
   rng = np.random.default_rng(seed)
   keys = ("top1", "top1_at_threshold", "false_accept_rate")
   out = {"gallery_sizes": [int(k) for k in gallery_sizes], "repeats": int(repeats), "threshold": float(threshold)}
@@ -54,14 +65,9 @@ def identification_vs_gallery(embeddings: np.ndarray, labels: np.ndarray, galler
   for k in gallery_sizes:
     rows = []
     for _ in range(repeats):
-      enrolled = rng.choice(ids, k, replace=False)
-      gallery = np.array([rng.choice(members[i]) for i in enrolled])
-      probes = np.setdiff1d(np.arange(len(labels)), gallery)
-      known = np.isin(labels[probes], enrolled)
-      pd = d[np.ix_(probes, gallery)]
-      nearest = np.argmin(pd, axis=1)
-      dist = pd[np.arange(len(probes)), nearest]
-      correct = labels[gallery][nearest] == labels[probes]
+      _, gallery, probes, known = enrol(rng, labels, k)
+      nearest, dist = recognize(embeddings[gallery], labels[gallery], embeddings[probes], np.inf)
+      correct = nearest == labels[probes]
       within = dist <= threshold
       rows.append((np.mean(correct[known]) if known.any() else np.nan,
                    np.mean((correct & within)[known]) if known.any() else np.nan,
@@ -85,19 +91,10 @@ def pair_error_rates(embeddings: np.ndarray, labels: np.ndarray, threshold: floa
     different-identity pair is closer than a random same-identity pair, ties counted half: 1 - AUC), and
     the pair counts.
   """
-  embeddings = np.asarray(embeddings, np.float64)
-  labels = np.asarray(labels)
-  d = _distances(embeddings)
-  upper = np.triu_indices(len(labels), 1)
-  dist, same = d[upper], labels[upper[0]] == labels[upper[1]]
-  if same.all() or not same.any():
-    raise ValueError("labels must give both same-identity and different-identity pairs")
-  genuine, impostor = dist[same], np.sort(dist[~same])
+  genuine, impostor, nearer = _pair_distances(embeddings, labels)
   far, frr = float(np.mean(impostor <= threshold)), float(np.mean(genuine > threshold))
-  below = np.searchsorted(impostor, genuine, "left")
-  ties = np.searchsorted(impostor, genuine, "right") - below
   return {"false_accept_rate": far, "false_reject_rate": frr, "balanced_accuracy": 1.0 - (far + frr) / 2,
-          "rank_error": float(np.sum(below + 0.5 * ties) / (len(genuine) * len(impostor))),
+          "rank_error": float(np.mean(nearer)),
           "same_pairs": int(len(genuine)), "different_pairs": int(len(impostor))}
 
 
@@ -114,14 +111,7 @@ def predicted_top1(embeddings: np.ndarray, labels: np.ndarray, gallery_sizes: Se
   comparison); `given_genuine` = mean over g of (1 - F(g))^(K-1) (the probe's own distance shared by its K - 1
   comparisons, so errors fall on the same probes).
   """
-  embeddings = np.asarray(embeddings, np.float64)
-  labels = np.asarray(labels)
-  d = _distances(embeddings)
-  upper = np.triu_indices(len(labels), 1)
-  dist, same = d[upper], labels[upper[0]] == labels[upper[1]]
-  genuine, impostor = dist[same], np.sort(dist[~same])
-  below = np.searchsorted(impostor, genuine, "left")
-  nearer = (below + 0.5 * (np.searchsorted(impostor, genuine, "right") - below)) / len(impostor)
+  _, _, nearer = _pair_distances(embeddings, labels)
   others = np.asarray(gallery_sizes, np.float64) - 1
   return {"independent": ((1.0 - nearer.mean()) ** others).tolist(),
           "given_genuine": np.mean((1.0 - nearer[:, None]) ** others[None, :], axis=0).tolist()}

@@ -173,6 +173,23 @@ def recognize(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray,
   return np.where(dist <= threshold, np.asarray(gallery_ids)[nearest], -1), dist
 
 
+def enrol(rng: np.random.Generator, labels: np.ndarray, count: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Enrols one image each of `count` people; every other image is a probe.
+
+  Draws with `rng`, in this order: `rng.choice(sorted identities, count, replace=False)`, then for each enrolled
+  identity in that order `rng.choice` of its image indices (ascending).
+
+  Returns:
+    (enrolled ids, gallery image indices, probe image indices, whether each probe's identity is enrolled).
+  """
+  labels = np.asarray(labels)
+  enrolled = rng.choice(np.unique(labels), count, replace=False)
+  gallery = np.array([rng.choice(np.flatnonzero(labels == i)) for i in enrolled])
+  probes = np.setdiff1d(np.arange(len(labels)), gallery)
+  return enrolled, gallery, probes, np.isin(labels[probes], enrolled)
+
+
 def one_shot_recognition(embeddings: np.ndarray, labels: np.ndarray, *, threshold: float,
                          enrolled_fraction: float = 0.5, seed: int = 0) -> dict[str, float]:
   """Enrols one image of a share of the people; the rest are probes.
@@ -185,14 +202,11 @@ def one_shot_recognition(embeddings: np.ndarray, labels: np.ndarray, *, threshol
   labels = np.asarray(labels)
   if not 0 < enrolled_fraction < 1:
     raise ValueError(f"enrolled_fraction must be in (0, 1), got {enrolled_fraction}")
-  rng = np.random.default_rng(seed)
   ids = np.unique(labels)
-  enrolled = rng.choice(ids, max(1, int(round(enrolled_fraction * len(ids)))), replace=False)
-  if len(enrolled) == len(ids):
+  count = max(1, int(round(enrolled_fraction * len(ids))))
+  if count == len(ids):
     raise ValueError(f"need people who are not enrolled: {len(ids)} identities, fraction {enrolled_fraction}")
-  gallery = np.array([rng.choice(np.flatnonzero(labels == i)) for i in enrolled])
-  probes = np.setdiff1d(np.arange(len(labels)), gallery)
-  known = np.isin(labels[probes], enrolled)
+  enrolled, gallery, probes, known = enrol(np.random.default_rng(seed), labels, count)
   pred, _ = recognize(embeddings[gallery], labels[gallery], embeddings[probes], threshold)
   return {"recognition_top1": float(np.mean(pred[known] == labels[probes][known])),
           "recognition_false_accept_rate": float(np.mean(pred[~known] != -1)),
