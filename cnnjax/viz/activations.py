@@ -168,6 +168,46 @@ def plot_top_patches(top: TopPatches, layer: str, path: str | None = None) -> Fi
   return fig
 
 
+def visible_part(patch: np.ndarray, rf: ReceptiveField, row: int, col: int, image_shape: Sequence[int]) -> np.ndarray:
+  """The part of a `crop` that lies inside the image (deep units' windows reach far into the padding)."""
+  (r0, c0), (h, w) = (rf.start + row * rf.jump, rf.start + col * rf.jump), image_shape[:2]
+  return patch[max(-r0, 0):min(rf.size, h - r0), max(-c0, 0):min(rf.size, w - c0)]
+
+
+def plot_layers_top_patches(top: Mapping[str, TopPatches], fields: Mapping[str, ReceptiveField],
+                            image_shape: Sequence[int], shown: Mapping[str, Sequence[int]],
+                            notes: Mapping[str, Any] | None = None, path: str | None = None) -> Figure:
+  """A row per layer, a block per shown unit: its top patches (in-image parts, each min-max scaled) in a square.
+
+  `notes` may hold `<layer>/receptive_field` and `<layer>/purity`, written under each layer's name.
+  """
+  layers, notes = list(shown), notes or {}
+  cols = max(len(units) for units in shown.values())
+  k = next(iter(top.values())).values.shape[1]
+  side = int(np.ceil(np.sqrt(k)))
+  fig = Figure(figsize=(1.25 * cols * side / 3 + 1.2, 1.3 * len(layers) * side / 3), layout="constrained")
+  rows = fig.subfigures(len(layers), 1, squeeze=False)[:, 0]
+  for sub, layer in zip(rows, layers):
+    t, rf = top[layer], fields[layer]
+    label = layer + "".join(f"\n{name} {notes[f'{layer}/{key}']:{fmt}}" for key, name, fmt in
+                            (("receptive_field", "RF", "d"), ("purity", "purity", ".2f")) if f"{layer}/{key}" in notes)
+    sub.supylabel(label, fontsize=8)
+    axes = sub.subplots(side, cols * side, squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.05})
+    for ax in axes.flat:
+      ax.set_axis_off()
+    for u, unit in enumerate(shown[layer]):
+      r = int(np.flatnonzero(t.units == unit)[0])
+      for j in range(k):
+        p = visible_part(t.patches[r, j].astype(np.float32), rf, *t.position[r, j], image_shape)
+        p = (p - p.min()) / max(float(p.max() - p.min()), 1e-12)
+        ax = axes[j // side, u * side + j % side]
+        ax.imshow(p[..., 0] if p.shape[-1] == 1 else p, cmap="gray")
+      axes[0, u * side + side // 2].set_title(f"unit {unit}", fontsize=7)
+  if path:
+    fig.savefig(path, dpi=100)
+  return fig
+
+
 def plot_first_layer_filters(kernel: np.ndarray, path: str | None = None, title: str = "first-layer filters") -> Figure:
   """The first conv layer's filters (HWIO kernel), RGB when it reads 3 channels."""
   fig = plot_filters(np.asarray(kernel), title=title)

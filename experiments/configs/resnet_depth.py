@@ -1,7 +1,9 @@
-"""Plain vs residual nets of growing depth (He et al. 2015, fig. 6) on the embedded digits.
+"""Plain vs residual nets of growing depth (He et al. 2015, fig. 6) on the embedded `glyphs`.
 
 Trains plain20, plain56, resnet20 and resnet56 with one recipe and plots their
-training error against the step in `workdir/plots/train_error.png`.
+training error against the step in `workdir/plots/train_error.png`. The 20,000
+glyphs are not memorised in the budget (the digits are, by every net, so no
+degradation shows on them); scale up with `num_steps`.
 """
 
 import ml_collections
@@ -11,16 +13,18 @@ from experiments.configs import lenet5_digits
 
 def get_config() -> ml_collections.ConfigDict:
   config = lenet5_digits.get_config()
+  config.dataset = "glyphs"
   config.model = "resnet20"
   config.batch_size = 64
-  config.num_steps = 1500
+  config.num_steps = 400
   config.optimizer = ml_collections.ConfigDict(
       dict(name="momentum", learning_rate=0.1, momentum=0.9, weight_decay=1e-4, schedule="step",
            decay_at=(0.5, 0.75), decay_factor=0.1, warmup_steps=0)
   )
-  config.eval_every = 500
-  config.checkpoint_every = 500
-  config.log_every = 25
+  config.eval_every = 100
+  config.checkpoint_every = 400
+  config.log_every = 20
+  config.tensorboard = False
   config.variant_names = ("plain20", "plain56", "resnet20", "resnet56")
   config.variants = ml_collections.ConfigDict({name: {"model": name} for name in config.variant_names})
   config.compare_metric = "train_error"

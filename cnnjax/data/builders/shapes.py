@@ -81,7 +81,7 @@ def _overlap_ok(box: np.ndarray, others: list[np.ndarray]) -> bool:
   return True
 
 
-def _colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
+def contrasting_colour(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
   """A saturated colour that differs clearly from the local background colour `avoid`."""
   for _ in range(20):
     c = rng.uniform(0, 1, 3)
@@ -108,7 +108,7 @@ def generate(rng: np.random.Generator, size: int, num_objects: int, size_range: 
       continue
     cls, apex = int(rng.integers(len(CLASS_NAMES))), rng.uniform(0.2, 0.8)
     mask = shape_mask(cls, box, apex, size)
-    img[mask] = _colour(rng, img[mask].mean(0)) + rng.normal(0, 0.03, (int(mask.sum()), 3))
+    img[mask] = contrasting_colour(rng, img[mask].mean(0)) + rng.normal(0, 0.03, (int(mask.sum()), 3))
     pts, pmask = landmarks(cls, box, apex)
     boxes.append(box), classes.append(cls), points.append(pts), masks.append(pmask)
   image = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
