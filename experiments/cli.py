@@ -27,7 +27,9 @@ DEFAULT_CONFIGS = {"classification": "lenet5_digits.py", "detection": "detection
                    "claims.why_convolutions": "claims_why_convolutions.py",
                    "claims.augmentation": "claims_augmentation.py",
                    "claims.gallery": "claims_gallery.py",
-                   "claims.anchors": "claims_anchors.py"}
+                   "claims.anchors": "claims_anchors.py",
+                   "claims.transfer": "claims_transfer.py",
+                   "claims.what_convnets_learn": "claims_what_convnets_learn.py"}
 
 
 def _summary(results: dict) -> str:
