@@ -126,15 +126,20 @@ def check_experiment(config: ml_collections.ConfigDict, experiment: str | None, 
 
 
 def experiment_of_config(config: ml_collections.ConfigDict) -> str | None:
-  """The experiment (not the benchmark) whose default config's top-level fields `config` all has, or None.
-
-  Where several fit, the one with the most fields (the most specific) is chosen.
+  """The experiment (not the benchmark) whose default config's top-level fields (and `claim` fields, which tell
+  the claims runners apart) `config` all has, or None. Where several fit, the one with the most fields (the most
+  specific) is chosen.
   """
-  fields = set(config.keys())
+  fields = _field_names(config)
   fitting = [(len(keys), name) for name, keys in
-             ((name, set(_default_config(file).keys())) for name, file in DEFAULT_CONFIGS.items()
+             ((name, _field_names(_default_config(file))) for name, file in DEFAULT_CONFIGS.items()
               if name != "benchmark") if keys <= fields]
   return max(fitting)[1] if fitting else None
+
+
+def _field_names(config: ml_collections.ConfigDict) -> set[str]:
+  claim = config.get("claim") or {}
+  return set(config.keys()) | {f"claim.{key}" for key in claim.keys()}
 
 
 def _default_config(file: str) -> ml_collections.ConfigDict:
