@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnjax.models.layers import (ConvBlock, adaptive_avg_pool, check_input, expected_channels,
-                                  global_avg_pool, max_pool)
+                                  global_avg_pool, max_pool, scaled)
 from cnnjax.models.registry import register
 
 
@@ -14,7 +14,9 @@ class InceptionModule(nn.Module):
   """Four parallel branches concatenated on channels.
 
   1x1 | 1x1 reduce -> 3x3 | 1x1 reduce -> 5x5 | 3x3/1 max pool -> 1x1 projection.
-  The 1x1 reductions are the bottlenecks that keep the 3x3 and 5x5 convs cheap.
+  The 1x1 reductions are the bottlenecks that keep the 3x3 and 5x5 convs cheap;
+  `bottleneck=False` drops them (the 3x3 and 5x5 convs read the input directly;
+  `c3_reduce` and `c5_reduce` are then unused), the ablation of that claim.
   """
   c1: int
   c3_reduce: int
@@ -22,28 +24,32 @@ class InceptionModule(nn.Module):
   c5_reduce: int
   c5: int
   pool_proj: int
+  bottleneck: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     conv = lambda f, k, name: ConvBlock(f, (k, k), dtype=self.dtype, name=name)
+    reduce = lambda f, name: conv(f, 1, name)(x, train) if self.bottleneck else x
     b1 = conv(self.c1, 1, "branch1")(x, train)
-    b3 = conv(self.c3, 3, "branch3")(conv(self.c3_reduce, 1, "branch3_reduce")(x, train), train)
-    b5 = conv(self.c5, 5, "branch5")(conv(self.c5_reduce, 1, "branch5_reduce")(x, train), train)
+    b3 = conv(self.c3, 3, "branch3")(reduce(self.c3_reduce, "branch3_reduce"), train)
+    b5 = conv(self.c5, 5, "branch5")(reduce(self.c5_reduce, "branch5_reduce"), train)
     bp = conv(self.pool_proj, 1, "branch_pool")(max_pool(x, (3, 3), (1, 1), "SAME"), train)
     return jnp.concatenate([b1, b3, b5, bp], axis=-1)
 
 
 class AuxHead(nn.Module):
-  """Auxiliary classifier: pool to 4x4, 1x1 conv 128, fc 1024, dropout 0.7, fc."""
+  """Auxiliary classifier: pool to 4x4, 1x1 conv 128, fc 1024, dropout 0.7, fc (widths times `width`)."""
   num_classes: int
+  width: float = 1.0
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     # Adaptive pooling (as torchvision) gives the paper's 4x4 at 224x224 and works on small inputs.
-    x = ConvBlock(128, (1, 1), dtype=self.dtype, name="conv")(adaptive_avg_pool(x, (4, 4)), train)
-    x = nn.relu(nn.Dense(1024, dtype=self.dtype, name="fc1")(x.reshape(x.shape[0], -1)))
+    x = adaptive_avg_pool(x, (4, 4))
+    x = ConvBlock(scaled(128, self.width), (1, 1), dtype=self.dtype, name="conv")(x, train)
+    x = nn.relu(nn.Dense(scaled(1024, self.width), dtype=self.dtype, name="fc1")(x.reshape(x.shape[0], -1)))
     x = nn.Dropout(0.7, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc2")(x)
 
@@ -62,17 +68,21 @@ class GoogLeNet(nn.Module):
 
   Returns logits, or `(logits, aux1, aux2)` when `aux_logits` and `train`.
   Pools use 'SAME' padding (ceil(n/2) outputs), which matches the paper's
-  sizes at 224x224 and keeps every size >= 1 on small inputs.
+  sizes at 224x224 and keeps every size >= 1 on small inputs. `width`
+  multiplies every conv's channels (aux heads included); `bottleneck=False`
+  removes the modules' 1x1 reductions before their 3x3 and 5x5 convs.
   """
   num_classes: int = 1000
   aux_logits: bool = False
   dropout_rate: float = 0.4
+  width: float = 1.0
+  bottleneck: bool = True
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray | tuple[jnp.ndarray, ...]:
     check_input(x, rank=4, channels=expected_channels(self, "conv1/conv"))
-    conv = lambda f, k, s, name: ConvBlock(f, (k, k), strides=s, dtype=self.dtype, name=name)
+    conv = lambda f, k, s, name: ConvBlock(scaled(f, self.width), (k, k), strides=s, dtype=self.dtype, name=name)
     pool = lambda y: max_pool(y, (3, 3), (2, 2), "SAME")
     x = pool(conv(64, 7, 2, "conv1")(x, train))
     x = pool(conv(192, 3, 1, "conv3")(conv(64, 1, 1, "conv2")(x, train), train))
@@ -84,9 +94,10 @@ class GoogLeNet(nn.Module):
         x = pool(x)
         continue
       name, widths = item
-      x = InceptionModule(*widths, dtype=self.dtype, name=f"inception{name}")(x, train)
+      x = InceptionModule(*(scaled(w, self.width) for w in widths), bottleneck=self.bottleneck, dtype=self.dtype,
+                          name=f"inception{name}")(x, train)
       if with_aux and name in _AUX_AFTER:
-        aux.append(AuxHead(self.num_classes, dtype=self.dtype, name=_AUX_AFTER[name])(x, train))
+        aux.append(AuxHead(self.num_classes, self.width, dtype=self.dtype, name=_AUX_AFTER[name])(x, train))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(global_avg_pool(x))
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(x)
     return (logits, *aux) if self.aux_logits and train else logits

@@ -210,6 +210,13 @@ class ConvBlock(nn.Module):
     return nn.relu(x) if self.relu else x
 
 
+def scaled(features: int, width: float) -> int:
+  """`features` times a width multiplier, rounded, at least 1 (the slimmed classic nets of the claims runs)."""
+  if not width > 0:
+    raise ValueError(f"width={width!r}: expected a multiplier > 0 of every layer's channels")
+  return max(1, round(features * width))
+
+
 def check_choice(field: str, value: Any, options: Sequence[Any]) -> None:
   """Raises ValueError unless `value` is one of `options`."""
   if value not in options:

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from cnnjax.models.layers import ConvBlock, check_input, expected_channels, global_avg_pool, max_pool
+from cnnjax.models.layers import ConvBlock, check_input, expected_channels, global_avg_pool, max_pool, scaled
 from cnnjax.models.registry import register
 
 # Per mlpconv block: (kernel of the spatial conv, widths of the spatial conv then its 1x1 convs).
@@ -17,12 +17,14 @@ class NiN(nn.Module):
 
   Blocks 1 and 2 end in a 3x3/2 max pool and dropout. The last 1x1 conv has
   `num_classes` outputs and no ReLU (so logits can be negative); averaging its
-  map over space gives the logits, with no dense layer at all.
+  map over space gives the logits, with no dense layer at all. `width`
+  multiplies the mlpconv channels.
   """
   num_classes: int = 10
   mlpconvs: Sequence[tuple[int, Sequence[int]]] = _MLPCONVS
   batch_norm: bool = True
   dropout_rate: float = 0.5
+  width: float = 1.0
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -31,7 +33,7 @@ class NiN(nn.Module):
     last = len(self.mlpconvs)
     for s, (k, widths) in enumerate(self.mlpconvs, start=1):
       for i, features in enumerate(widths, start=1):
-        x = ConvBlock(features, (k, k) if i == 1 else (1, 1), batch_norm=self.batch_norm,
+        x = ConvBlock(scaled(features, self.width), (k, k) if i == 1 else (1, 1), batch_norm=self.batch_norm,
                       dtype=self.dtype, name=f"mlpconv{s}_{i}")(x, train)
       if s < last:
         x = max_pool(x, (3, 3), strides=(2, 2), padding="SAME")

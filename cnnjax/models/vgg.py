@@ -7,7 +7,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from cnnjax.models.layers import (BatchNorm, Conv, avg_pool, check_choice, check_feature_map, check_input,
-                                  expected_channels, max_pool)
+                                  expected_channels, max_pool, scaled)
 from cnnjax.models.registry import register
 
 _WIDTHS = (64, 128, 256, 512, 512)
@@ -33,12 +33,13 @@ class VGG(nn.Module):
   ReLU and pool output is sown as `relu{b}_{i}` / `pool{b}` (read them, and the
   convs' pre-activations, with `cnnjax.models.intermediates`). With
   `features_only`, returns the last pool and has no classifier (a trunk, e.g.
-  for style transfer).
+  for style transfer). `width` multiplies `widths` and `hidden`.
   """
   stage_sizes: Sequence[int]
   num_classes: int = 1000
   widths: Sequence[int] = _WIDTHS  # per block
   hidden: int = 4096  # width of fc6 and fc7
+  width: float = 1.0
   pool: str = "max"  # 'max' | 'avg' (Gatys et al. use average pooling)
   batch_norm: bool = False
   dropout_rate: float = 0.5
@@ -54,7 +55,7 @@ class VGG(nn.Module):
     input_shape = x.shape
     for b, n in enumerate(self.stage_sizes, start=1):
       for i in range(1, n + 1):
-        x = Conv(self.widths[b - 1], (3, 3), padding="SAME", dtype=self.dtype, name=f"conv{b}_{i}")(x)
+        x = Conv(scaled(self.widths[b - 1], self.width), (3, 3), padding="SAME", dtype=self.dtype, name=f"conv{b}_{i}")(x)
         if self.batch_norm:
           x = BatchNorm(use_running_average=not train, dtype=self.dtype, name=f"bn{b}_{i}")(x)
         x = nn.relu(x)
@@ -68,7 +69,7 @@ class VGG(nn.Module):
     check_feature_map(self, x, "fc6", input_shape)
     x = x.reshape(x.shape[0], -1)
     for name in ("fc6", "fc7"):
-      x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=name)(x))
+      x = nn.relu(nn.Dense(scaled(self.hidden, self.width), dtype=self.dtype, name=name)(x))
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc8")(x)
 
