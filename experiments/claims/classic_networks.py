@@ -14,6 +14,7 @@ Writes `workdir/results.json` and `workdir/plots/classic_networks.png`.
 
 import os
 
+import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
@@ -51,6 +52,14 @@ def costs(model, image_shape: tuple[int, ...]) -> dict:
           "train_multiplies": report.multiplies}
 
 
+def course_bottleneck_example() -> dict:
+  """The course's arithmetic: 28x28x192 to 28x28x32 by a 5x5 conv, directly or after a 1x1 conv to 16 channels."""
+  shape = (1, 28, 28, 192)
+  direct = flops.count_flops(nn.Conv(32, (5, 5)), shape).multiplies
+  reduced = flops.count_flops(nn.Sequential([nn.Conv(16, (1, 1)), nn.Conv(32, (5, 5))]), shape).multiplies
+  return {"course_example/multiplies_5x5": direct, "course_example/multiplies_1x1_then_5x5": reduced}
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains every (run, seed), measures them, writes results.json and the plot; returns the results."""
   common.check_claim(config, claims_classic_networks.get_config())
@@ -82,7 +91,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def summarise(rows: dict, cost: dict, claim) -> dict:
   """`<run>/<cost>` and `<run>/<metric>` (mean over seeds, and `_std`)."""
-  results = {"width": claim.width, "seeds": list(claim.seeds)}
+  results = {"width": claim.width, "seeds": list(claim.seeds), **course_bottleneck_example()}
   for name in claim.run_names:
     results.update({f"{name}/model": claim.runs[name].model, **{f"{name}/{k}": v for k, v in cost[name].items()}})
     for metric in METRICS:

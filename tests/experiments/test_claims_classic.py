@@ -58,6 +58,8 @@ def test_classic_networks_runs(tmp_path):
   assert json.load(open(tmp_path / "results.json")).keys() == results.keys()
   assert results["alexnet/multiplies"] == results["alexnet/train_multiplies"] == alexnet_multiplies(0.0625, 9)
   assert results["alexnet/model"] == "alexnet" and results["width"] == 0.0625
+  assert results["course_example/multiplies_5x5"] == 28 * 28 * 32 * 5 * 5 * 192  # the course's 120 million
+  assert results["course_example/multiplies_1x1_then_5x5"] == 28 * 28 * (16 * 192 + 32 * 5 * 5 * 16)  # 12.4 million
   written = json.load(open(tmp_path / "alexnet_s0" / "results.json"))
   assert results["alexnet/num_params"] == written["num_params"]
   assert results["alexnet/test_accuracy"] == written["test_accuracy"]
