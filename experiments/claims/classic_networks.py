@@ -102,14 +102,18 @@ def summarise(rows: dict, cost: dict, claim) -> dict:
 
 def plot(results: dict, claim, workdir: str) -> str:
   from matplotlib.figure import Figure
+  from matplotlib.ticker import NullFormatter
 
   fig = Figure(figsize=(13, 4.5))
   ax_cost, ax_acc = fig.subplots(1, 2)
   names = list(claim.run_names)
   for i, name in enumerate(names):
-    ax_cost.errorbar(results[f"{name}/multiplies"], results[f"{name}/test_accuracy"],
-                     yerr=results[f"{name}/test_accuracy_std"], fmt="o", color=f"C{i}", capsize=3,
-                     label=f"{name} ({results[f'{name}/num_params']:,} params)")
+    point = (results[f"{name}/multiplies"], results[f"{name}/test_accuracy"])
+    ax_cost.errorbar(*point, yerr=results[f"{name}/test_accuracy_std"], fmt="o", color=f"C{i}", capsize=3)
+    ax_cost.annotate(f"{name}\n{results[f'{name}/num_params']:,} params", point, textcoords="offset points",
+                     xytext=(6, -4), fontsize=7, color=f"C{i}")
+  ax_cost.margins(x=0.3, y=0.1)
+  ax_cost.xaxis.set_minor_formatter(NullFormatter())
   ax_cost.set(xscale="log", xlabel="multiplies per image (test time)", ylabel="test accuracy",
               title=f"accuracy against compute (width x{claim.width:g})")
   x = np.arange(len(names))
@@ -118,10 +122,10 @@ def plot(results: dict, claim, workdir: str) -> str:
                yerr=[results[f"{n}/{metric}_std"] for n in names], capsize=2, label=metric.split("_")[0])
   ax_acc.set(xticks=x, ylim=(0, 1), ylabel="accuracy", title="training and test accuracy " + (
       f"(mean of {len(claim.seeds)} seeds)" if len(claim.seeds) > 1 else f"(seed {claim.seeds[0]})"))
-  ax_acc.set_xticklabels(names, rotation=20)
+  ax_acc.set_xticklabels(names, rotation=20, ha="right")
+  ax_acc.legend(fontsize=7)
   for ax in (ax_cost, ax_acc):
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
   return common.save_figure(fig, workdir, "classic_networks.png")
 
 
