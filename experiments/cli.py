@@ -29,7 +29,8 @@ DEFAULT_CONFIGS = {"classification": "lenet5_digits.py", "detection": "detection
                    "claims.gallery": "claims_gallery.py",
                    "claims.anchors": "claims_anchors.py",
                    "claims.transfer": "claims_transfer.py",
-                   "claims.what_convnets_learn": "claims_what_convnets_learn.py"}
+                   "claims.what_convnets_learn": "claims_what_convnets_learn.py",
+                   "claims.classic_networks": "claims_classic_networks.py"}
 
 
 def _summary(results: dict) -> str:
