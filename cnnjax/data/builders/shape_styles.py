@@ -49,7 +49,7 @@ def generate(split: str, index: int) -> dict:
   w, h = min(side * aspect, 0.9), min(side / aspect, 0.9)
   x1, y1 = rng.uniform(0.03, 0.97 - w), rng.uniform(0.03, 0.97 - h)
   mask = style_mask(style, cls, np.array([x1, y1, x1 + w, y1 + h]), rng.uniform(0.2, 0.8), rng)
-  img[mask] = shapes._colour(rng, img[mask].mean(0)) + rng.normal(0, 0.03, (int(mask.sum()), 3))  # pylint: disable=protected-access
+  img[mask] = shapes.contrasting_colour(rng, img[mask].mean(0)) + rng.normal(0, 0.03, (int(mask.sum()), 3))
   return {"image": np.clip(np.round(img * 255), 0, 255).astype(np.uint8), "label": label}
 
 
