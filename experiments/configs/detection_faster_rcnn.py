@@ -17,4 +17,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.rpn_nms_iou_threshold = 0.7
   config.rpn_weight = 1.0
   config.num_test_proposals = 64  # proposals kept after NMS, in training and at test time
+  config.num_steps = 1000  # two stages trained jointly: the head sees good proposals only once the RPN has learned
   return config

@@ -1,0 +1,52 @@
+"""The detectors and window-stride claims runners end to end at tiny size: results.json holds consistent figures."""
+
+import json
+
+import numpy as np
+
+from experiments.claims import detectors, window_stride
+from experiments.configs import claims_detectors, claims_window_stride
+
+TINY = dict(num_steps=2, batch_size=4, eval_batch_size=4, log_every=1, checkpoint_every=0, num_plot_images=1)
+
+
+def test_detectors_table(tmp_path):
+  config = claims_detectors.get_config()
+  config.claim.eval_limit = 4
+  for task in config.claim.tasks:
+    config[task].update_from_flattened_dict({**TINY, "optimizer.warmup_steps": 0})
+  for task in ("rcnn", "fast_rcnn", "faster_rcnn"):
+    config[task].update(dict(rcnn_widths=(4,), rcnn_hidden=8, num_train_rois=8, num_test_proposals=16))
+  for task in ("rcnn", "fast_rcnn"):
+    config[task].update(dict(rcnn_train_images=4, warp_size=16))
+  config.faster_rcnn.update(dict(rpn_hidden=8, rpn_batch=16, pre_nms_topk=32))
+  config.yolo.model_kwargs.update(dict(widths=(4, 8), deep=False))
+  results = detectors.run(config, str(tmp_path))
+  on_disk = json.loads((tmp_path / "results.json").read_text())
+  assert on_disk["tasks"] == list(config.claim.tasks)
+  for task in config.claim.tasks:
+    assert 0.0 <= on_disk[f"{task}/map50_95"] <= on_disk[f"{task}/map50"] <= 1.0
+    for key in ("train_images_per_s", "network_images_per_s", "test_images_per_s", "wall_s", "user_cpu_s"):
+      assert np.isfinite(on_disk[key := f"{task}/{key}"]) and on_disk[key] > 0
+    assert (tmp_path / task / "results.json").exists()
+  for task in ("rcnn", "fast_rcnn"):  # selective search on the host makes end to end slower than the network
+    assert results[f"{task}/test_images_per_s"] < results[f"{task}/network_images_per_s"]
+  assert 0.0 <= results["faster_rcnn/proposal_recall50"] <= 1.0
+  assert (tmp_path / "plots" / "detectors.png").exists()
+
+
+def test_window_stride_table(tmp_path):
+  config = claims_window_stride.get_config()
+  config.update_from_flattened_dict({**TINY, "optimizer.warmup_steps": 0, "eval_limit": 4, "naive_eval_limit": 2,
+                                     "num_crops": 16})
+  config.update(dict(window_features=(4, 8), window_hidden=(8,), scales=(1.0,)))
+  config.claim.update(dict(strides=(2, 4, 8), naive_images=2))
+  window_stride.run(config, str(tmp_path))
+  results = json.loads((tmp_path / "results.json").read_text())
+  windows = [results[f"stride{s}/windows_per_image"] for s in (2, 4, 8)]
+  assert windows == [33 * 33, 17 * 17, 9 * 9]  # (96 - 32) / stride + 1 windows a side
+  for s in (2, 4, 8):
+    assert results[f"stride{s}/naive_equals_convolutional"]
+    assert 0.0 <= results[f"stride{s}/map50_95"] <= results[f"stride{s}/map50"] <= 1.0
+    assert results[f"stride{s}/naive_s_per_image"] > 0 and results[f"stride{s}/conv_s_per_image"] > 0
+  assert (tmp_path / "plots" / "window_stride.png").exists()
