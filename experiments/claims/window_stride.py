@@ -5,8 +5,9 @@
 Trains the detection experiment's window classifier once (`experiments.detection`, task `sliding_window`, in
 `workdir/train`), then detects at each stride of `claim.strides` over every scale of `scales`: mAP@0.5 and
 mAP@0.5:0.95 on the test images (convolutional form), windows per image, and seconds per image of the
-convolutional detector and of the naive one (every window cropped and classified), timed side by side in this
-process on the first `claim.naive_images` test images, where their predictions are also compared. Writes
+convolutional detector and of the naive one (every window cropped and classified), with the NMS over all windows
+and without (network only), timed side by side in this process on the first `claim.naive_images` test images,
+where their predictions are also compared. Writes
 `workdir/results.json` and `workdir/plots/window_stride.png`.
 """
 
@@ -31,6 +32,11 @@ def windows_per_image(config: ml_collections.ConfigDict, image_size: int, stride
   """Windows of side `config.window` every `stride` pixels over all of `config.scales`."""
   return sum(int(np.prod(window_grid(round(image_size * s), round(image_size * s), config.window, stride)))
              for s in config.scales)
+
+
+def network_rate(detector, source, batch_size: int) -> float:
+  """Images/s of a detector's window logits alone (no NMS), on `source` in batches of `batch_size`."""
+  return detection_common.predict_all(lambda b: dict(enumerate(detector(b["image"]))), source, batch_size)[1]
 
 
 def same_detections(a: list[dict], b: list[dict]) -> bool:
@@ -64,12 +70,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           train_sliding_window.make_predict(experiment, conv, size, stride), naive_source, claim.naive_batch_size)
       naive_dets, naive_rate = detection_common.predict_all(
           train_sliding_window.make_predict(experiment, naive, size, stride), naive_source, claim.naive_batch_size)
+      network_rates = {name: network_rate(fn, naive_source, claim.naive_batch_size)
+                       for name, fn in (("conv", conv), ("naive", naive))}
       metrics = detection_common.score_and_draw(workdir, f"stride{stride}", test_source, dets, class_names,
                                                 config.num_plot_images, size)
       row = {"map50": metrics["map50"], "map50_95": metrics["map50_95"],
              "windows_per_image": windows_per_image(config, size, stride),
              "conv_s_per_image": 1.0 / conv_rate, "conv_s_per_image_side_by_side": 1.0 / conv_few_rate,
-             "naive_s_per_image": 1.0 / naive_rate, "naive_equals_convolutional": same_detections(naive_dets, conv_few)}
+             "naive_s_per_image": 1.0 / naive_rate, "naive_equals_convolutional": same_detections(naive_dets, conv_few),
+             **{f"{name}_network_s_per_image": 1.0 / rate for name, rate in network_rates.items()}}
       results.update({f"stride{stride}/{k}": v for k, v in row.items()})
     if jax.process_index() == 0:
       plot(results, workdir)
@@ -88,8 +97,10 @@ def plot(results: dict, workdir: str) -> str:
   ax_map.plot(strides, get("map50_95"), "-s", label="mAP@0.5:0.95")
   ax_map.set(xscale="log", xticks=strides, xticklabels=[str(s) for s in strides], xlabel="stride (pixels)",
              ylabel="test mAP", title=f"sliding windows ({results['window']}px, scales {results['scales']})")
-  ax_cost.plot(strides, get("naive_s_per_image"), "-o", label="naive: crop and classify each window")
-  ax_cost.plot(strides, get("conv_s_per_image_side_by_side"), "-s", label="convolutional (same windows)")
+  ax_cost.plot(strides, get("naive_s_per_image"), "-o", color="C0", label="naive: crop and classify each window")
+  ax_cost.plot(strides, get("conv_s_per_image_side_by_side"), "-s", color="C1", label="convolutional (same windows)")
+  ax_cost.plot(strides, get("naive_network_s_per_image"), "--o", color="C0", label="naive, network only (no NMS)")
+  ax_cost.plot(strides, get("conv_network_s_per_image"), "--s", color="C1", label="convolutional, network only")
   ax_cost.set(xscale="log", yscale="log", xticks=strides, xticklabels=[str(s) for s in strides],
               xlabel="stride (pixels)", ylabel="seconds per image (log)", title="cost against stride")
   twin = ax_cost.twinx()

@@ -67,5 +67,6 @@ def test_window_stride_table(tmp_path):
   for s in (2, 4, 8):
     assert results[f"stride{s}/naive_equals_convolutional"]
     assert 0.0 <= results[f"stride{s}/map50_95"] <= results[f"stride{s}/map50"] <= 1.0
-    assert results[f"stride{s}/naive_s_per_image"] > 0 and results[f"stride{s}/conv_s_per_image"] > 0
+    for key in ("naive_s_per_image", "conv_s_per_image", "naive_network_s_per_image", "conv_network_s_per_image"):
+      assert results[f"stride{s}/{key}"] > 0
   assert (tmp_path / "plots" / "window_stride.png").exists()
