@@ -15,6 +15,7 @@ from experiments.detection import common, config_checks, train_yolo
 
 
 def make_model(config: ml_collections.ConfigDict, num_classes: int, anchors: np.ndarray) -> faster_rcnn.FasterRCNN:
+  """The configured Faster R-CNN over `anchors` (`[A, 2]` normalised w, h)."""
   return faster_rcnn.FasterRCNN(
       num_classes, anchors=tuple(map(tuple, np.asarray(anchors).tolist())), widths=tuple(config.rcnn_widths),
       pool_size=config.roi_pool_size, hidden=config.rcnn_hidden, rpn_hidden=config.rpn_hidden,
