@@ -88,6 +88,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def plot(results: dict, workdir: str) -> str:
   from matplotlib.figure import Figure
+  from matplotlib.ticker import NullLocator
 
   strides = results["strides"]
   get = lambda key: [results[f"stride{s}/{key}"] for s in strides]
@@ -107,6 +108,7 @@ def plot(results: dict, workdir: str) -> str:
   twin.plot(strides, get("windows_per_image"), ":^", color="gray", label="windows per image")
   twin.set(yscale="log", ylabel="windows per image (log)")
   for ax in (ax_map, ax_cost):
+    ax.xaxis.set_minor_locator(NullLocator())  # only the strides as ticks on the log axis
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right" if ax is ax_cost else "best")
   twin.legend(fontsize=7, loc="lower left")
