@@ -30,7 +30,9 @@ DEFAULT_CONFIGS = {"classification": "lenet5_digits.py", "detection": "detection
                    "claims.anchors": "claims_anchors.py",
                    "claims.transfer": "claims_transfer.py",
                    "claims.what_convnets_learn": "claims_what_convnets_learn.py",
-                   "claims.classic_networks": "claims_classic_networks.py"}
+                   "claims.classic_networks": "claims_classic_networks.py",
+                   "claims.detectors": "claims_detectors.py",
+                   "claims.window_stride": "claims_window_stride.py"}
 
 
 def _summary(results: dict) -> str:

@@ -8,6 +8,7 @@ max-pools each proposal's cells of a feature map (Fast R-CNN). Both are
 jit-able for a fixed number of proposals.
 """
 
+import functools
 from typing import Sequence
 
 import jax
@@ -151,35 +152,76 @@ def _levels(n: int) -> int:
   return max(n - 1, 1).bit_length()
 
 
-def _shift_max(x: jax.Array, step: int, axis: int) -> jax.Array:
-  """max(x[i], x[i + step]) along `axis`, x[i + step] taken as x[i] past the end."""
-  shifted = jnp.concatenate([jax.lax.slice_in_dim(x, step, x.shape[axis], axis=axis),
-                             jax.lax.slice_in_dim(x, x.shape[axis] - step, x.shape[axis], axis=axis)], axis=axis)
-  return jnp.maximum(x, shifted)
+def _shift_max(x: jax.Array, pos: jax.Array, step: int, axis: int) -> tuple[jax.Array, jax.Array]:
+  """max(x[i], x[i + step]) along `axis` (x[i + step] taken as x[i] past the end), and where the max lies."""
+  shift = lambda t: jnp.concatenate([jax.lax.slice_in_dim(t, step, t.shape[axis], axis=axis),
+                                     jax.lax.slice_in_dim(t, t.shape[axis] - step, t.shape[axis], axis=axis)],
+                                    axis=axis)
+  sx, spos = shift(x), shift(pos)
+  take = sx > x
+  return jnp.where(take, sx, x), jnp.where(take, spos, pos)
 
 
-def roi_max_pool(features: jax.Array, boxes: jax.Array, output_size: Sequence[int] = (4, 4)) -> jax.Array:
-  """RoI max pooling of `(H, W, C)` features over normalised `xyxy` boxes: `[R, ph, pw, C]`; jit-able.
+def _roi_max_pool_and_argmax(features: jax.Array, boxes: jax.Array, output_size: Sequence[int]):
+  """Each bin's maximum and its flat position (row * W + column) in the feature map, both `[R, ph, pw, C]`.
 
-  Each bin's maximum is read from a 2-D sparse table (maxima over 2^a x 2^b
-  blocks) with four lookups, so the cost does not grow with the RoI size.
+  The maximum is read from a 2-D sparse table (maxima over 2^a x 2^b blocks)
+  with four lookups, so the cost does not grow with the RoI size.
   """
-  h, w, _ = features.shape
-  rows = [features]
+  h, w, c = features.shape
+  pos = jnp.broadcast_to((jnp.arange(h)[:, None] * w + jnp.arange(w)[None, :])[:, :, None], (h, w, c))
+  rows = [(features, pos)]
   for a in range(1, _levels(h)):
-    rows.append(_shift_max(rows[-1], 2 ** (a - 1), axis=0))
-  table = []
+    rows.append(_shift_max(*rows[-1], 2 ** (a - 1), axis=0))
+  table, where = [], []
   for r in rows:
     cols = [r]
     for b in range(1, _levels(w)):
-      cols.append(_shift_max(cols[-1], 2 ** (b - 1), axis=1))
-    table.append(jnp.stack(cols))
-  table = jnp.stack(table)  # [levels_h, levels_w, H, W, C]
+      cols.append(_shift_max(*cols[-1], 2 ** (b - 1), axis=1))
+    table.append(jnp.stack([v for v, _ in cols]))
+    where.append(jnp.stack([p for _, p in cols]))
+  table, where = jnp.stack(table), jnp.stack(where)  # [levels_h, levels_w, H, W, C]
   r0, r1 = _bin_ranges(boxes, h, output_size[0], axis=1)  # [R, ph]
   c0, c1 = _bin_ranges(boxes, w, output_size[1], axis=0)  # [R, pw]
   level = lambda n, count: jnp.sum(n[..., None] >= 2 ** jnp.arange(1, count), axis=-1)
   a, b = level(r1 - r0, _levels(h)), level(c1 - c0, _levels(w))
   ra, rb = r0, r1 - 2 ** a  # two row blocks of height 2^a covering [r0, r1)
   ca, cb = c0, c1 - 2 ** b
-  look = lambda rr, cc: table[a[:, :, None], b[:, None, :], rr[:, :, None], cc[:, None, :]]
-  return jnp.maximum(jnp.maximum(look(ra, ca), look(ra, cb)), jnp.maximum(look(rb, ca), look(rb, cb)))
+  best, best_pos = None, None
+  for rr, cc in ((ra, ca), (ra, cb), (rb, ca), (rb, cb)):
+    index = (a[:, :, None], b[:, None, :], rr[:, :, None], cc[:, None, :])
+    value, at = table[index], where[index]
+    if best is None:
+      best, best_pos = value, at
+    else:
+      take = value > best
+      best, best_pos = jnp.where(take, value, best), jnp.where(take, at, best_pos)
+  return best, best_pos
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def roi_max_pool(features: jax.Array, boxes: jax.Array, output_size: Sequence[int] = (4, 4)) -> jax.Array:
+  """RoI max pooling of `(H, W, C)` features over normalised `xyxy` boxes: `[R, ph, pw, C]`; jit-able.
+
+  The gradient goes to each bin's maximum (scattered to its recorded position,
+  one scatter-add: the sparse table's own backward pass is several times slower
+  on XLA:CPU); the boxes get none (their bins are whole cells).
+  """
+  return _roi_max_pool_and_argmax(features, boxes, tuple(output_size))[0]
+
+
+def _roi_max_pool_fwd(features, boxes, output_size):
+  value, pos = _roi_max_pool_and_argmax(features, boxes, tuple(output_size))
+  return value, (pos, features, boxes)
+
+
+def _roi_max_pool_bwd(output_size, residuals, g):
+  del output_size
+  pos, features, boxes = residuals
+  h, w, c = features.shape
+  channel = jnp.broadcast_to(jnp.arange(c), pos.shape)
+  grad = jnp.zeros((h * w, c), g.dtype).at[pos.reshape(-1), channel.reshape(-1)].add(g.reshape(-1))
+  return grad.reshape(h, w, c).astype(features.dtype), jnp.zeros_like(boxes)
+
+
+roi_max_pool.defvjp(_roi_max_pool_fwd, _roi_max_pool_bwd)

@@ -81,25 +81,33 @@ class FastRCNN(nn.Module):
 
 
 def label_proposals(proposals: np.ndarray, boxes: np.ndarray, classes: np.ndarray, *, fg_iou: float = 0.5,
-                    bg_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    bg_iou: float = 0.3, valid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Labels proposals by their best IoU with the truth: class + 1 at >= fg_iou, 0 below bg_iou, -1 between.
+
+  NumPy in, NumPy out (host side, any number of boxes); JAX arrays in (jit-able, fixed shapes), JAX out, where
+  `valid [M]` marks the real rows of padded `boxes`.
 
   Returns:
     `(labels [K], delta targets [K, 4] to the best-matching box, best IoU [K])`.
   """
-  if len(boxes) == 0:
-    return np.zeros(len(proposals), np.int32), np.zeros((len(proposals), 4), np.float32), np.zeros(len(proposals))
-  proposals, boxes = np.asarray(proposals, np.float64), np.asarray(boxes, np.float64)
-  # NumPy, not box_iou: called per image with varying shapes, where jnp would recompile each time.
-  lt = np.maximum(proposals[:, None, :2], boxes[None, :, :2])
-  rb = np.minimum(proposals[:, None, 2:], boxes[None, :, 2:])
-  inter = np.prod(np.clip(rb - lt, 0, None), -1)
+  xp = jnp if any(isinstance(a, jax.Array) for a in (proposals, boxes, valid)) else np
+  if xp is np:
+    if len(boxes) == 0:
+      return np.zeros(len(proposals), np.int32), np.zeros((len(proposals), 4), np.float32), np.zeros(len(proposals))
+    # NumPy, not box_iou: called per image with varying shapes, where jnp would recompile each time.
+    proposals, boxes = np.asarray(proposals, np.float64), np.asarray(boxes, np.float64)
+  lt = xp.maximum(proposals[:, None, :2], boxes[None, :, :2])
+  rb = xp.minimum(proposals[:, None, 2:], boxes[None, :, 2:])
+  inter = xp.prod(xp.clip(rb - lt, 0, None), -1)
   area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-  iou = inter / (area(proposals)[:, None] + area(boxes)[None] - inter)
+  union = area(proposals)[:, None] + area(boxes)[None] - inter
+  iou = inter / xp.where(union > 0, union, 1.0)
+  if valid is not None:
+    iou = xp.where(valid[None], iou, 0.0)
   best, arg = iou.max(1), iou.argmax(1)
-  labels = np.where(best >= fg_iou, np.asarray(classes)[arg] + 1, np.where(best < bg_iou, 0, -1)).astype(np.int32)
-  deltas = encode_deltas(proposals, boxes[arg]).astype(np.float32)
-  return labels, np.where(labels[:, None] > 0, deltas, 0.0).astype(np.float32), best
+  labels = xp.where(best >= fg_iou, xp.asarray(classes)[arg] + 1, xp.where(best < bg_iou, 0, -1)).astype(xp.int32)
+  deltas = encode_deltas(proposals, boxes[arg]).astype(xp.float32)
+  return labels, xp.where(labels[:, None] > 0, deltas, 0.0).astype(xp.float32), best
 
 
 def rcnn_loss(outputs: dict, labels: jax.Array, deltas: jax.Array, valid: jax.Array, *,

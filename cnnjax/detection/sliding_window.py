@@ -6,7 +6,10 @@ its pixels only. `fc_to_conv` turns its dense layers into convolutions (the
 first into a conv whose kernel covers the last feature map, the next into 1x1
 convs): `ConvWindowClassifier` then predicts every window at stride
 2**len(features) of a larger image in one forward pass, identical to cropping
-each window and classifying it (`naive_window_scores`).
+each window and classifying it (`naive_window_scores`). Other strides: a
+multiple of that stride strides the first converted layer; a divisor of it
+runs the network on shifted copies of the image and interleaves the outputs
+(shift-and-stitch, as in OverFeat).
 """
 
 from typing import Any, Sequence
@@ -70,18 +73,18 @@ class ConvWindowClassifier(nn.Module):
   kernel: int = 5
   hidden: Sequence[int] = (128,)
   window: int = 32
+  fc_stride: int = 1  # stride of the first converted layer: windows every fc_stride * 2**len(features) pixels
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     f = feature_size(self.window, self.features, self.kernel)
     x = _Trunk(self.features, self.kernel, self.dtype, name="trunk")(x.astype(self.dtype))
-    for j, h in enumerate(self.hidden):
-      size = (f, f) if j == 0 else (1, 1)
-      x = nn.relu(Conv(h, size, padding="VALID", dtype=self.dtype, name=f"fc{j}")(x))
-    size = (1, 1) if self.hidden else (f, f)
-    return Conv(self.num_classes, size, padding="VALID", dtype=self.dtype,
-                name=f"fc{len(self.hidden)}")(x).astype(jnp.float32)
+    for j, h in enumerate((*self.hidden, self.num_classes)):
+      size, strides = ((f, f), (self.fc_stride,) * 2) if j == 0 else ((1, 1), (1, 1))
+      x = Conv(h, size, strides=strides, padding="VALID", dtype=self.dtype, name=f"fc{j}")(x)
+      x = nn.relu(x) if j < len(self.hidden) else x
+    return x.astype(jnp.float32)
 
 
 def fc_to_conv(params: dict, window: int, features: Sequence[int], kernel: int) -> dict:
@@ -119,14 +122,30 @@ def naive_window_scores(model: WindowClassifier, variables: dict, images: jnp.nd
   return logits.reshape(n, rows, cols, -1)
 
 
-def conv_window_scores(model: WindowClassifier, variables: dict, images: jnp.ndarray, window: int) -> jnp.ndarray:
-  """Every window's logits in one pass of the convolutional form of `model`: `(N, nH, nW, classes)`.
+def conv_window_scores(model: WindowClassifier, variables: dict, images: jnp.ndarray, window: int,
+                       stride: int | None = None) -> jnp.ndarray:
+  """Every window's logits from the convolutional form of `model`: `(N, nH, nW, classes)`.
 
-  Same windows (stride 2**len(model.features)) and values as `naive_window_scores`.
+  Same windows and values as `naive_window_scores` at `stride`, which must be a
+  multiple or a divisor of the network's own stride 2**len(model.features) (the default).
   """
-  conv = ConvWindowClassifier(model.num_classes, model.features, model.kernel, model.hidden, window, model.dtype)
-  params = fc_to_conv(variables["params"], window, model.features, model.kernel)
-  return conv.apply({"params": params}, images)
+  base = 2 ** len(model.features)
+  stride = stride or base
+  if stride % base and base % stride:
+    raise ValueError(f"stride={stride} must be a multiple or a divisor of the network's stride {base}")
+  conv = ConvWindowClassifier(model.num_classes, model.features, model.kernel, model.hidden, window,
+                              max(stride // base, 1), model.dtype)
+  params = {"params": fc_to_conv(variables["params"], window, model.features, model.kernel)}
+  if stride >= base:
+    return conv.apply(params, images)
+  r = base // stride  # shift-and-stitch: r x r shifted copies, each giving every r-th row and column
+  n, h, w, _ = images.shape
+  rows, cols = window_grid(h, w, window, stride)
+  out = jnp.zeros((n, rows, cols, model.num_classes), jnp.float32)
+  for a in range(r):
+    for b in range(r):
+      out = out.at[:, a::r, b::r].set(conv.apply(params, images[:, a * stride:, b * stride:]))
+  return out
 
 
 def window_detections(logits: jnp.ndarray, window: int, stride: int, image_size: Sequence[int], *,

@@ -5,7 +5,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.task = "yolo"  # yolo | localization | landmarks | sliding_window | rcnn | fast_rcnn
+  config.task = "yolo"  # yolo | localization | landmarks | sliding_window | rcnn | fast_rcnn | faster_rcnn
   config.seed = 0
   config.dtype = "float32"  # compute dtype; 'bfloat16' on accelerators (params stay float32)
 

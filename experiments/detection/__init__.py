@@ -1,7 +1,9 @@
-"""Detection: YOLO on the embedded shapes by default; localization, landmarks, sliding windows, R-CNN by config.
+"""Detection: YOLO on the embedded shapes by default; localization, landmarks, sliding windows, the R-CNN family
+by config.
 
   python -m experiments.detection --workdir=/tmp/yolo
   python -m experiments.detection --config=experiments/configs/detection_fast_rcnn.py --workdir=/tmp/frcnn
+  python -m experiments.detection --config=experiments/configs/detection_faster_rcnn.py --workdir=/tmp/fasterrcnn
   python -m experiments.detection --workdir=/tmp/voc --config.dataset=voc/2007 --config.data_dir=DIR \
       --config.max_objects=42   # a VOC prepared in DIR (array_record), mapped to the shapes layout
 
@@ -15,10 +17,12 @@ import ml_collections
 
 from cnnjax import train
 from cnnjax.train.config import fail
-from experiments.detection import train_localization, train_rcnn, train_sliding_window, train_yolo
+from experiments.detection import (train_faster_rcnn, train_localization, train_rcnn, train_sliding_window,
+                                   train_yolo)
 
 RUNNERS = {"yolo": train_yolo, "localization": train_localization, "landmarks": train_localization,
-           "sliding_window": train_sliding_window, "rcnn": train_rcnn, "fast_rcnn": train_rcnn}
+           "sliding_window": train_sliding_window, "rcnn": train_rcnn, "fast_rcnn": train_rcnn,
+           "faster_rcnn": train_faster_rcnn}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -1,6 +1,6 @@
 """Every field of a detection config checked before any data is read or anything compiles.
 
-One `check_config` for the five tasks: the training fields (`TrainConfig`), the
+One `check_config` for every task: the training fields (`TrainConfig`), the
 shared dataset, evaluation and NMS fields, and each task's own (anchors and the
 model's stride for YOLO, the window for sliding windows, proposals for R-CNN).
 Model input sizes are checked with `jax.eval_shape` (a trace, no compilation).
@@ -16,8 +16,8 @@ from cnnjax.detection import inputs
 from cnnjax.detection.sliding_window import feature_size
 from cnnjax.train.config import check_int, check_number, fail
 
-TASKS = ("yolo", "localization", "landmarks", "sliding_window", "rcnn", "fast_rcnn")
-FAST_RCNN_POOLS = 2  # rcnn.FastRCNN's 2x2 pools before RoI pooling
+TASKS = ("yolo", "localization", "landmarks", "sliding_window", "rcnn", "fast_rcnn", "faster_rcnn")
+FAST_RCNN_POOLS = 2  # the 2x2 pools of rcnn.FastRCNN and faster_rcnn.FasterRCNN before RoI pooling
 
 
 def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
@@ -36,7 +36,7 @@ def check_config(config: ml_collections.ConfigDict) -> train.TrainConfig:
   check_number("nms_iou_threshold", config.nms_iou_threshold, 0.0, 1.0, closed_high=True)
   check_int("max_detections", config.max_detections, 1)
   {"yolo": _check_yolo, "sliding_window": _check_sliding_window, "rcnn": _check_rcnn,
-   "fast_rcnn": _check_rcnn}[config.task](config, num_classes)
+   "fast_rcnn": _check_rcnn, "faster_rcnn": _check_faster_rcnn}[config.task](config, num_classes)
   return train_config
 
 
@@ -115,23 +115,46 @@ def _check_sliding_window(config, num_classes: int) -> None:
          f"scale {min(scales)})")
 
 
-def _check_rcnn(config, num_classes: int) -> None:
-  del num_classes
-  check_number("ss_scale", config.ss_scale, 0.0, float("inf"))
-  check_number("ss_sigma", config.ss_sigma, 0.0, float("inf"))
-  if config.ss_scale == 0:
-    fail("ss_scale", config.ss_scale, "a positive felzenszwalb scale")
-  for field, minimum in (("ss_min_size", 1), ("rcnn_train_images", 1), ("num_train_rois", 1),
-                         ("jitter_per_box", 0), ("num_test_proposals", 1), ("rcnn_hidden", 1),
-                         ("roi_pool_size", 1), ("warp_size", 1)):
+def _check_head(config) -> None:
+  """The fields of the R-CNN family's head and of its training RoIs."""
+  for field, minimum in (("num_train_rois", 1), ("num_test_proposals", 1), ("rcnn_hidden", 1),
+                         ("roi_pool_size", 1)):
     check_int(field, config[field], minimum)
   check_number("fg_fraction", config.fg_fraction, 0.0, 1.0, closed_high=True)
   widths = tuple(config.rcnn_widths)
   if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
     fail("rcnn_widths", widths, "a non-empty tuple of integers >= 1")
-  if config.task == "rcnn" and config.warp_size < 2 ** len(widths):
-    fail("warp_size", config.warp_size, f">= {2 ** len(widths)}, the stride of {len(widths)} conv+pool stages")
   feature_side = config.image_size // 2 ** FAST_RCNN_POOLS
-  if config.task == "fast_rcnn" and config.roi_pool_size > feature_side:
+  if config.task != "rcnn" and config.roi_pool_size > feature_side:
     fail("roi_pool_size", config.roi_pool_size,
          f"<= {feature_side}, the side of the feature map (image_size {config.image_size} / {2 ** FAST_RCNN_POOLS})")
+
+
+def _check_faster_rcnn(config, num_classes: int) -> None:
+  del num_classes
+  _check_head(config)
+  for field, minimum in (("num_anchors", 1), ("max_objects", 1), ("rpn_hidden", 1), ("rpn_batch", 1),
+                         ("pre_nms_topk", 1)):
+    check_int(field, config[field], minimum)
+  if config.dataset == "shapes" and config.max_objects < shapes.MAX_OBJECTS:
+    fail("max_objects", config.max_objects,
+         f">= {shapes.MAX_OBJECTS}, the most objects of a 'shapes' image (fewer drops truth boxes)")
+  for field in ("rpn_fg_iou", "rpn_bg_iou", "rpn_nms_iou_threshold"):
+    check_number(field, config[field], 0.0, 1.0, closed_high=True)
+  if config.rpn_bg_iou > config.rpn_fg_iou:
+    fail("rpn_bg_iou", config.rpn_bg_iou, f"<= rpn_fg_iou ({config.rpn_fg_iou})")
+  check_number("rpn_weight", config.rpn_weight, 0.0, float("inf"))
+
+
+def _check_rcnn(config, num_classes: int) -> None:
+  del num_classes
+  _check_head(config)
+  check_number("ss_scale", config.ss_scale, 0.0, float("inf"))
+  check_number("ss_sigma", config.ss_sigma, 0.0, float("inf"))
+  if config.ss_scale == 0:
+    fail("ss_scale", config.ss_scale, "a positive felzenszwalb scale")
+  for field, minimum in (("ss_min_size", 1), ("rcnn_train_images", 1), ("jitter_per_box", 0), ("warp_size", 1)):
+    check_int(field, config[field], minimum)
+  widths = tuple(config.rcnn_widths)
+  if config.task == "rcnn" and config.warp_size < 2 ** len(widths):
+    fail("warp_size", config.warp_size, f">= {2 ** len(widths)}, the stride of {len(widths)} conv+pool stages")

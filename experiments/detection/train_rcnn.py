@@ -107,4 +107,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                   config.image_size)
   return {"task": config.task, "dataset": config.dataset, "num_params": models.count_params(variables["params"]),
           **metrics, "images_per_s": images_per_s, "proposals_per_s": proposals_per_s,
-          "end_to_end_images_per_s": 1.0 / (1.0 / images_per_s + 1.0 / proposals_per_s)}
+          "end_to_end_images_per_s": 1.0 / (1.0 / images_per_s + 1.0 / proposals_per_s),
+          "train_time_s": result.train_time_s, "train_images_per_s": result.train_images_per_s}

@@ -21,14 +21,14 @@ def window_model(config: ml_collections.ConfigDict, num_classes: int) -> sw.Wind
                              hidden=tuple(config.window_hidden))
 
 
-def make_detectors(config: ml_collections.ConfigDict, num_classes: int, variables: dict):
+def make_detectors(config: ml_collections.ConfigDict, num_classes: int, variables: dict, stride: int | None = None):
   """`(naive, convolutional)` jitted detectors: uint8 images `(N, H, W, 3)` -> window logits per scale.
 
-  Both return a list (one entry per `config.scales`) of `(N, nH, nW, num_classes + 1)`
-  logits; the benchmark times them against each other.
+  Both return a list (one entry per `config.scales`) of `(N, nH, nW, num_classes + 1)` logits of the windows
+  every `stride` pixels (default: the network's own stride); the benchmark times them against each other.
   """
   model = window_model(config, num_classes)
-  stride = 2 ** len(model.features)
+  stride = stride or 2 ** len(model.features)
 
   def rescale(images, scale):
     x = inputs.to_float(images)
@@ -42,14 +42,16 @@ def make_detectors(config: ml_collections.ConfigDict, num_classes: int, variable
 
   @jax.jit
   def convolutional(images):
-    return [sw.conv_window_scores(model, variables, rescale(images, s), config.window) for s in config.scales]
+    return [sw.conv_window_scores(model, variables, rescale(images, s), config.window, stride)
+            for s in config.scales]
 
   return naive, convolutional
 
 
-def make_predict(config: ml_collections.ConfigDict, detector, image_size: int):
-  """Window logits at every scale -> fixed-size detections of each image (NMS over all scales)."""
-  stride = 2 ** len(config.window_features)
+def make_predict(config: ml_collections.ConfigDict, detector, image_size: int, stride: int | None = None):
+  """Window logits at every scale (windows every `stride` pixels) -> fixed-size detections of each image (NMS
+  over all scales)."""
+  stride = stride or 2 ** len(config.window_features)
 
   @jax.jit
   def to_detections(logits_per_scale):
