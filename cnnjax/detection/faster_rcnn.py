@@ -17,7 +17,7 @@ import optax
 
 from cnnjax.detection.boxes import box_iou, nms
 from cnnjax.detection.proposals import decode_deltas, roi_max_pool
-from cnnjax.detection.rcnn import _Head, _Trunk, label_proposals, rcnn_loss
+from cnnjax.detection.rcnn import Head, Trunk, label_proposals, rcnn_loss
 from cnnjax.models.layers import Conv
 
 
@@ -106,7 +106,7 @@ class FasterRCNN(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: dict, train: bool = False) -> dict:
-    features = _Trunk(self.widths, self.pools, self.dtype)(inputs["pixels"].astype(self.dtype))
+    features = Trunk(self.widths, self.pools, self.dtype)(inputs["pixels"].astype(self.dtype))
     n, h, w, _ = features.shape
     a = len(self.anchors)
     x = nn.relu(Conv(self.rpn_hidden, (3, 3), padding="SAME", dtype=self.dtype, name="rpn_conv")(features))
@@ -122,7 +122,7 @@ class FasterRCNN(nn.Module):
       rois, roi_valid = out.pop("rois"), out.pop("roi_valid")
     pooled = jax.vmap(lambda f, r: roi_max_pool(f, r, (self.pool_size, self.pool_size)))(features, rois)
     r = rois.shape[1]
-    head = _Head(self.num_classes, self.hidden, self.dtype)(pooled.reshape(n * r, -1))
+    head = Head(self.num_classes, self.hidden, self.dtype)(pooled.reshape(n * r, -1))
     return {**out, **{k: v.reshape(n, r, -1) for k, v in head.items()}, "rois": rois, "roi_valid": roi_valid}
 
   def _targets(self, anchors, proposals, proposal_valid, inputs) -> dict:

@@ -19,7 +19,9 @@ from cnnjax.detection.proposals import crop_and_resize, decode_deltas, encode_de
 from cnnjax.models.layers import Conv, max_pool
 
 
-class _Trunk(nn.Module):
+class Trunk(nn.Module):
+  """3x3 conv + ReLU layers, the first `pools` each followed by a 2x2 max pool: the R-CNN family's feature maps."""
+
   widths: Sequence[int]
   pools: int  # 2x2 max pools after the first `pools` conv layers
   dtype: Any
@@ -33,7 +35,9 @@ class _Trunk(nn.Module):
     return x
 
 
-class _Head(nn.Module):
+class Head(nn.Module):
+  """One hidden dense layer, then C + 1 class logits (0 = background) and class-agnostic box deltas per region."""
+
   num_classes: int
   hidden: int
   dtype: Any
@@ -54,8 +58,8 @@ class RCNN(nn.Module):
 
   @nn.compact
   def __call__(self, crops: jnp.ndarray, train: bool = False) -> dict:
-    x = _Trunk(self.widths, len(self.widths), self.dtype)(crops.astype(self.dtype))
-    return _Head(self.num_classes, self.hidden, self.dtype)(x.reshape(x.shape[0], -1))
+    x = Trunk(self.widths, len(self.widths), self.dtype)(crops.astype(self.dtype))
+    return Head(self.num_classes, self.hidden, self.dtype)(x.reshape(x.shape[0], -1))
 
 
 class FastRCNN(nn.Module):
@@ -73,10 +77,10 @@ class FastRCNN(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: dict, train: bool = False) -> dict:
-    features = _Trunk(self.widths, self.pools, self.dtype)(inputs["pixels"].astype(self.dtype))
+    features = Trunk(self.widths, self.pools, self.dtype)(inputs["pixels"].astype(self.dtype))
     pooled = jax.vmap(lambda f, r: roi_max_pool(f, r, (self.pool_size, self.pool_size)))(features, inputs["rois"])
     n, r = pooled.shape[:2]
-    out = _Head(self.num_classes, self.hidden, self.dtype)(pooled.reshape(n * r, -1))
+    out = Head(self.num_classes, self.hidden, self.dtype)(pooled.reshape(n * r, -1))
     return {k: v.reshape(n, r, -1) for k, v in out.items()}
 
 
