@@ -11,9 +11,8 @@ vectorised NumPy, seeded per example, so it is deterministic.
 """
 
 import numpy as np
-import tensorflow_datasets as tfds
 
-from cnnjax.data.builders import shapes
+from cnnjax.data.builders import _image_classes, shapes
 
 IMAGE_SIZE = 32
 SPLITS = {"train": 20000, "test": 2000}
@@ -116,30 +115,11 @@ def example(split: str, index: int) -> dict:
   return {"image": generate(rng, cls), "label": cls}
 
 
-class Glyphs(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class Glyphs(_image_classes.ImageClassesBuilder, skip_registration=True):
   """20 glyph classes, one glyph a 32x32 RGB image, on textured noise with a distracting stroke."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__.split("\n")[0],
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(names=CLASS_NAMES),
-        }),
-        supervised_keys=("image", "label"),
-    )
-
-  def _split_generators(self, dl_manager):
-    del dl_manager  # Generated, nothing to download.
-    return {split: self._generate_examples(split, n) for split, n in SPLITS.items()}
-
-  def _generate_examples(self, split, n):
-    for i in range(n):
-      yield i, example(split, i)
+  IMAGE_SIZE, CLASS_NAMES, SPLITS = IMAGE_SIZE, CLASS_NAMES, SPLITS
+  generate = staticmethod(example)
 
 
 Builder = Glyphs

@@ -9,9 +9,8 @@ the classic ImageNet nets (AlexNet: 63) accept.
 """
 
 import numpy as np
-import tensorflow_datasets as tfds
 
-from cnnjax.data.builders import shapes
+from cnnjax.data.builders import _image_classes, shapes
 
 SHAPE_NAMES = shapes.CLASS_NAMES
 STYLE_NAMES = ("filled", "outline", "hatched")
@@ -53,30 +52,11 @@ def generate(split: str, index: int) -> dict:
   return {"image": np.clip(np.round(img * 255), 0, 255).astype(np.uint8), "label": label}
 
 
-class ShapeStyles(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class ShapeStyles(_image_classes.ImageClassesBuilder, skip_registration=True):
   """Nine classes of 64x64 RGB images: a circle, square or triangle, filled, outlined or hatched."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__.split("\n")[0],
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
-        }),
-        supervised_keys=("image", "label"),
-    )
-
-  def _split_generators(self, dl_manager):
-    del dl_manager  # Generated, nothing to download.
-    return {split: self._generate_examples(split, n) for split, n in SPLITS.items()}
-
-  def _generate_examples(self, split, n):
-    for i in range(n):
-      yield i, generate(split, i)
+  IMAGE_SIZE, CLASS_NAMES, SPLITS = IMAGE_SIZE, CLASS_NAMES, SPLITS
+  generate = staticmethod(generate)
 
 
 Builder = ShapeStyles
