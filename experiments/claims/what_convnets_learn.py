@@ -14,12 +14,14 @@ layer, drawn with `seed`).
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from cnnjax import train
 from cnnjax.data import augment, views
 from cnnjax.models import vgg
+from cnnjax.models.intermediates import intermediates
 from cnnjax.train import workdir as workdir_lib
 from cnnjax.viz import activations
 from experiments import classification, cli
@@ -57,7 +59,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     model_dir = os.path.join(workdir, "model")
     summary = classification.train_classifier(cfg, model_dir)
     variables = train.load_variables(model_dir)
-    widths = {layer: setup.model.widths[int(layer[len("relu"):].split("_")[0]) - 1] for layer in claim.layers}
+    maps = jax.eval_shape(lambda: intermediates(setup.model, variables, jnp.zeros(setup.example.shape), claim.layers))
+    widths = {layer: maps[layer].shape[-1] for layer in claim.layers}
     images = views.limited(setup.eval_source, claim.images)
     top = activations.what_units_see(
         setup.model, variables, images, {layer: fields[layer] for layer in claim.layers},

@@ -33,7 +33,7 @@ def test_tiny_run_reports_every_layer(tmp_path):
   config = claims_what_convnets_learn.get_config()
   config.num_steps = config.eval_every = config.checkpoint_every = config.log_every = 2
   config.optimizer.warmup_steps = 0
-  config.model_kwargs.update(widths=(4, 4, 8, 8, 8), hidden=8)
+  config.model_kwargs.update(widths=(8, 8, 16, 16, 16), hidden=16, width=0.5)  # the multiplier halves each
   config.claim.update(images=100, k=3, units_shown=2)
   results = what_convnets_learn.run(config, str(tmp_path))
   # VGG-11: 3x3 convs (+2 each, times the jump), 2x2/2 pools (+1 each, jump doubles) before each layer
