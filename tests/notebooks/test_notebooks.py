@@ -1,31 +1,19 @@
-"""Executes every notebook in `notebooks/` at its small setting; a cell that raises fails the test.
+"""The notebooks: stored with the outputs of a full-setting run of their current code, and runnable at the small
+setting (`experiments.notebooks.execute` with `CNNJAX_NOTEBOOK_SMALL=1`; a cell that raises fails the test).
 
-How the small setting is chosen: the test sets the environment variable
-`CNNJAX_NOTEBOOK_SMALL=1` for the kernel, and each notebook's first code cell reads
-it (`SMALL = os.environ.get("CNNJAX_NOTEBOOK_SMALL") == "1"`) to shrink models,
-images and step counts. Run by hand (no variable) a notebook uses its full setting.
-
-The kernel: a `python3` kernelspec pointing at `sys.executable` is written into a
-temporary directory put first on `JUPYTER_PATH`, so the notebooks run in this
-interpreter (this venv) even where no user kernelspec exists (a fresh CI venv).
-Notebooks run with cwd and TMPDIR in the test's tmp_path and the Agg matplotlib backend;
-300 s per notebook at most. Independent tests, so `pytest -n 2` spreads them.
+300 s per notebook at most at the small setting. Independent tests, so `pytest -n 2` spreads them.
 """
 
 import contextlib
-import json
-import os
-import pathlib
 import signal
-import sys
 import threading
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+from experiments import notebooks
+
+NOTEBOOKS = notebooks.notebook_paths()
 TIMEOUT_S = 300  # per notebook
 
 
@@ -48,40 +36,43 @@ def deadline(seconds: int):
     signal.signal(signal.SIGALRM, previous)
 
 
-@pytest.fixture
-def kernel_env(tmp_path, monkeypatch):
-  spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-  spec_dir.mkdir(parents=True)
-  spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-          "display_name": "Python 3 (cnnjax tests)", "language": "python"}
-  (spec_dir / "kernel.json").write_text(json.dumps(spec))
-  monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-  monkeypatch.setenv("CNNJAX_NOTEBOOK_SMALL", "1")
-  monkeypatch.setenv("MPLBACKEND", "Agg")
-  monkeypatch.setenv("JAX_PLATFORMS", os.environ.get("JAX_PLATFORMS", "cpu"))
-  (tmp_path / "tmp").mkdir()
-  monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the notebooks' tempfile workdirs go away with tmp_path
-  return tmp_path
+def test_notebook_paths_names_unknown_notebooks():
+  assert [p.stem for p in notebooks.notebook_paths(["03_resnets"])] == ["03_resnets"]
+  with pytest.raises(ValueError, match="no notebook.*'03_resnet'.*there are"):
+    notebooks.notebook_paths(["03_resnet"])
 
 
-def test_every_notebook_is_stored_without_outputs():
+def test_every_notebook_is_stored_with_the_outputs_of_its_current_code_at_full_setting():
   assert len(NOTEBOOKS) == 8, [p.name for p in NOTEBOOKS]
   for path in NOTEBOOKS:
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "CNNJAX_NOTEBOOK_SMALL" in code[0].source, f"{path.name}: first code cell must read the small setting"
-    assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name} has stored outputs"
+    assert notebooks.SMALL_VARIABLE in code[0].source, f"{path.name}: first code cell must read the small setting"
+    stored = nb.metadata.get("cnnjax", {})
+    assert stored.get("setting") == "full", f"{path.name}: run `python -m experiments.notebooks --names={path.stem}`"
+    assert stored["code_digest"] == notebooks.code_digest(nb), (
+        f"{path.name}: its code changed after its outputs were stored; "
+        f"run `python -m experiments.notebooks --names={path.stem}`")
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), f"{path.name}: not run in order"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name} stores an error"
+
+
+def test_code_digest_changes_with_code_not_with_outputs_or_markdown():
+  nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# a"), nbformat.v4.new_code_cell("x = 1")])
+  digest = notebooks.code_digest(nb)
+  nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1")]
+  nb.cells[0].source = "# b"
+  assert notebooks.code_digest(nb) == digest
+  nb.cells[1].source = "x = 2"
+  assert notebooks.code_digest(nb) != digest
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_at_small_setting(path, kernel_env):
-  nb = nbformat.read(path, as_version=4)
-  workdir = kernel_env / "run"
-  workdir.mkdir()
-  client = NotebookClient(nb, kernel_name="python3", timeout=TIMEOUT_S, startup_timeout=120,
-                          resources={"metadata": {"path": str(workdir)}})
+def test_notebook_runs_at_small_setting(path, tmp_path, monkeypatch):
+  for key, value in notebooks.kernel_environment(tmp_path, small=True).items():
+    monkeypatch.setenv(key, value)
   with deadline(TIMEOUT_S):
-    client.execute()
-  errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-  assert not errors
+    nb = notebooks.execute(path, tmp_path, timeout=TIMEOUT_S)
+  assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
