@@ -11,6 +11,7 @@ notebooks run in this environment even where no kernelspec is installed. Each no
 directory and TMPDIR in a fresh temporary directory and the Agg matplotlib backend.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -20,7 +21,7 @@ import platform
 import sys
 import tempfile
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import nbformat
 from absl import app, flags
@@ -45,8 +46,10 @@ def code_digest(nb: nbformat.NotebookNode) -> str:
   return hashlib.sha256(json.dumps(sources).encode()).hexdigest()
 
 
-def kernel_environment(directory: pathlib.Path, *, small: bool) -> dict[str, str]:
-  """The environment variables a notebook's kernel runs with; writes its kernelspec under `directory`."""
+@contextlib.contextmanager
+def kernel_environment(directory: pathlib.Path, *, small: bool) -> Iterator[None]:
+  """Within the block, notebook kernels start in this interpreter with the notebooks' environment: a kernelspec
+  under `directory`, TMPDIR in it, the Agg backend, `CNNJAX_NOTEBOOK_SMALL=1` where `small`. Restores os.environ."""
   spec_dir = directory / "jupyter" / "kernels" / "python3"
   spec_dir.mkdir(parents=True, exist_ok=True)
   spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -56,15 +59,28 @@ def kernel_environment(directory: pathlib.Path, *, small: bool) -> dict[str, str
   env = {"JUPYTER_PATH": str(directory / "jupyter"), "MPLBACKEND": "Agg",
          "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
          "TMPDIR": str(directory / "tmp"),  # the notebooks' tempfile workdirs go away with `directory`
-         "PYTHONWARNINGS": "ignore:IProgress not found"}  # tqdm's text bar, without its advice to install ipywidgets
-  if small:
-    env[SMALL_VARIABLE] = "1"
-  return env
+         "PYTHONWARNINGS": "ignore:IProgress not found",  # tqdm's text bar, without its advice to install ipywidgets
+         SMALL_VARIABLE: "1" if small else None}
+  saved = {key: os.environ.get(key) for key in env}
+  try:
+    _set_environ(env)
+    yield
+  finally:
+    _set_environ(saved)
+
+
+def _set_environ(values: dict[str, str | None]) -> None:
+  """Sets each variable, unsetting those whose value is None."""
+  for key, value in values.items():
+    if value is None:
+      os.environ.pop(key, None)
+    else:
+      os.environ[key] = value
 
 
 def execute(path: pathlib.Path, directory: pathlib.Path, *, timeout: int) -> nbformat.NotebookNode:
-  """`path` executed with cwd in `directory` (the kernel's environment must be set, see `kernel_environment`);
-  raises `nbclient.exceptions.CellExecutionError` naming the cell where one raises."""
+  """`path` executed with cwd in `directory`, within `kernel_environment`; raises
+  `nbclient.exceptions.CellExecutionError` naming the cell where one raises."""
   nb = nbformat.read(path, as_version=4)
   workdir = directory / "run"
   workdir.mkdir(exist_ok=True)
@@ -77,11 +93,10 @@ def execute(path: pathlib.Path, directory: pathlib.Path, *, timeout: int) -> nbf
 def execute_in_place(path: pathlib.Path, *, timeout: int) -> float:
   """Runs `path` at its full setting and writes it back with its outputs; returns the wall time in seconds."""
   with tempfile.TemporaryDirectory(prefix=f"{path.stem}_") as directory:
-    os.environ.pop(SMALL_VARIABLE, None)
-    os.environ.update(kernel_environment(pathlib.Path(directory), small=False))  # this process only runs notebooks
-    start = time.perf_counter()
-    nb = execute(path, pathlib.Path(directory), timeout=timeout)
-    seconds = time.perf_counter() - start
+    with kernel_environment(pathlib.Path(directory), small=False):
+      start = time.perf_counter()
+      nb = execute(path, pathlib.Path(directory), timeout=timeout)
+      seconds = time.perf_counter() - start
   nb.metadata["cnnjax"] = {
       "setting": "full", "seconds": round(seconds, 1), "code_digest": code_digest(nb),
       "executed": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

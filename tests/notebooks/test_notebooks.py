@@ -5,11 +5,13 @@ setting (`experiments.notebooks.execute` with `CNNJAX_NOTEBOOK_SMALL=1`; a cell 
 """
 
 import contextlib
+import os
 import signal
 import threading
 
 import nbformat
 import pytest
+from nbclient.exceptions import CellExecutionError
 
 from experiments import notebooks
 
@@ -69,10 +71,38 @@ def test_code_digest_changes_with_code_not_with_outputs_or_markdown():
   assert notebooks.code_digest(nb) != digest
 
 
+def test_execute_in_place_stores_outputs_of_the_full_setting_and_restores_the_environment(tmp_path, monkeypatch):
+  monkeypatch.setenv(notebooks.SMALL_VARIABLE, "1")  # as in a test run: the full setting must not see it
+  environ = dict(os.environ)
+  path = tmp_path / "probe.ipynb"
+  nbformat.write(nbformat.v4.new_notebook(cells=[
+      nbformat.v4.new_markdown_cell("# probe"),
+      nbformat.v4.new_code_cell("import os, tempfile\nprint(os.environ.get('CNNJAX_NOTEBOOK_SMALL'))"),
+      nbformat.v4.new_code_cell("scratch = os.path.dirname(os.getcwd())  # the run's own temporary directory\n"
+                                "print(os.path.basename(scratch).startswith('probe_'), "
+                                "tempfile.gettempdir().startswith(scratch), os.environ['MPLBACKEND'])")]),
+      path)
+  seconds = notebooks.execute_in_place(path, timeout=60)
+  nb = nbformat.read(path, as_version=4)
+  assert [c.outputs[0].text for c in nb.cells[1:]] == ["None\n", "True True Agg\n"]
+  assert [c.execution_count for c in nb.cells[1:]] == [1, 2]
+  stored = nb.metadata["cnnjax"]
+  assert stored["setting"] == "full" and stored["code_digest"] == notebooks.code_digest(nb)
+  assert 0 < stored["seconds"] == round(seconds, 1)
+  assert dict(os.environ) == environ
+
+
+def test_a_raising_cell_is_named_and_the_notebook_left_as_it_was(tmp_path):
+  path = tmp_path / "broken.ipynb"
+  nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise ValueError('bad cell')")]), path)
+  before = path.read_text()
+  with pytest.raises(CellExecutionError, match="bad cell"):
+    notebooks.execute_in_place(path, timeout=60)
+  assert path.read_text() == before
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_at_small_setting(path, tmp_path, monkeypatch):
-  for key, value in notebooks.kernel_environment(tmp_path, small=True).items():
-    monkeypatch.setenv(key, value)
-  with deadline(TIMEOUT_S):
+def test_notebook_runs_at_small_setting(path, tmp_path):
+  with notebooks.kernel_environment(tmp_path, small=True), deadline(TIMEOUT_S):
     nb = notebooks.execute(path, tmp_path, timeout=TIMEOUT_S)
   assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
