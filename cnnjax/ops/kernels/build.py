@@ -1,10 +1,9 @@
 """Compiles the C++ kernels of this folder for the host CPU, once, and registers them with XLA:CPU.
 
-The shared library is built with the system C++ compiler (`$CXX`, else `g++`)
-against the XLA FFI headers that ship with jaxlib, for this machine's
-instruction set (`-march=native`), and cached under `$CNNJAX_KERNEL_CACHE`
-(default `~/.cache/cnnjax/kernels`) by a hash of the source, the flags, jaxlib
-and the CPU. The build takes a few seconds the first time.
+The shared library is built by `cnnjax.native` against the XLA FFI headers that
+ship with jaxlib, for this machine's instruction set (`-march=native`), cached
+by the sources, flags, jaxlib and the CPU. The build takes a few seconds the
+first time.
 
 It happens when a program is lowered for the CPU, never while tracing: `call`
 stages out a kernel call with a plain-JAX fallback, and only the CPU lowering
@@ -15,13 +14,9 @@ compiler and warns of nothing. Where there is no compiler, or `CNNJAX_KERNELS=0`
 
 import ctypes
 import functools
-import hashlib
 import os
 import pathlib
-import platform
-import shutil
 import subprocess
-import tempfile
 import warnings
 from typing import Callable
 
@@ -29,6 +24,8 @@ import jax
 from jax.extend import core
 from jax.interpreters import mlir
 import jaxlib
+
+from cnnjax import native
 
 SOURCES = ("conv_nhwc.cc", "channel_sums.cc", "max_pool_grad.cc")
 HEADERS = ("common.h",)
@@ -80,32 +77,7 @@ mlir.register_lowering(_kernel_call_p, functools.partial(_lower, on_cpu=True), p
 
 
 def _build() -> pathlib.Path:
-  compiler = os.environ.get("CXX", "g++")
-  if shutil.which(compiler) is None:
-    raise OSError(f"no C++ compiler {compiler!r} on PATH")
   here = pathlib.Path(__file__).parent
-  sources = [here / name for name in SOURCES]
-  key = hashlib.sha256()
-  for part in [*((here / name).read_bytes() for name in SOURCES + HEADERS), " ".join(FLAGS).encode(),
-               jaxlib.__version__.encode(), _cpu_identity().encode(), compiler.encode()]:
-    key.update(part)
-  cache = pathlib.Path(os.environ.get("CNNJAX_KERNEL_CACHE", pathlib.Path.home() / ".cache" / "cnnjax" / "kernels"))
-  library = cache / f"kernels-{key.hexdigest()[:16]}.so"
-  if library.exists():
-    return library
-  cache.mkdir(parents=True, exist_ok=True)
-  with tempfile.TemporaryDirectory(dir=cache) as scratch:  # concurrent builders each rename a whole file
-    built = pathlib.Path(scratch) / library.name
-    subprocess.run([compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", *map(str, sources), "-o", str(built)],
-                   check=True, capture_output=True, text=True)
-    os.replace(built, library)
-  return library
-
-
-def _cpu_identity() -> str:
-  """The host's CPU model and instruction-set flags (what `-march=native` compiles for)."""
-  try:
-    lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-  except OSError:
-    return platform.processor() or platform.machine()
-  return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
+  return native.build_library("kernels", [here / name for name in SOURCES],
+                              [*FLAGS, f"-I{jax.ffi.include_dir()}"],
+                              depends_on=[*(here / name for name in HEADERS), jaxlib.__version__])
