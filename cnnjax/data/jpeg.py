@@ -1,14 +1,16 @@
 """Host preprocessing of variable-size (JPEG) images: Inception crop + flip for training, resize + centre crop for evaluation.
 
-Both read the crop box from the image header first (Pillow reads only the
-header), then let libjpeg-turbo decode at the smallest DCT scale (1/1, 1/2,
-1/4, 1/8) that keeps the crop at least as large as the output (OpenCV's
-`IMREAD_REDUCED_*`, the same scaled decoding as Pillow's `Image.draft`), and
-resample the crop straight to the output size with OpenCV's SIMD bilinear
-resize (about 6x cheaper than Pillow's on these sizes; BUILD.md). Records hold
-the image as encoded bytes (`sources.load(..., decode_images=False)`) or as a
-uint8 array (then only the crop and resize run). Out comes uint8
-`(size, size, channels)`, which `pipeline.batches` fills into the batch.
+Both read the crop box from the image header first (the start-of-frame marker
+of a JPEG), then let libjpeg-turbo decode only that window
+(`cropped_decode`, as TensorFlow's `decode_and_crop_jpeg`) at the smallest DCT
+scale (1/1, 1/2, 1/4, 1/8) that keeps the crop at least as large as the output,
+and resample the crop straight to the output size with OpenCV's SIMD bilinear
+resize (about 6x cheaper than Pillow's on these sizes; BUILD.md). Where the
+cropped decoder cannot be built, OpenCV decodes the whole image at that scale
+(`IMREAD_REDUCED_*`). Records hold the image as encoded bytes
+(`sources.load(..., decode_images=False)`) or as a uint8 array (then only the
+crop and resize run). Out comes uint8 `(size, size, channels)`, which
+`pipeline.batches` fills into the batch.
 """
 
 import dataclasses
@@ -20,6 +22,8 @@ import cv2
 import grain
 import numpy as np
 from PIL import Image
+
+from cnnjax.data import cropped_decode
 
 Record = dict[str, Any]
 Box = tuple[float, float, float, float]  # left, top, right, bottom in pixels of the full image
@@ -147,43 +151,65 @@ def centre_box(image_size: tuple[int, int], fraction: float) -> Box:
   return left, top, left + side, top + side
 
 
-def decode(data: Any, box: Box, size: int, channels: int) -> np.ndarray:
-  """The image as uint8 HWC, decoded at the smallest JPEG scale (1, 1/2, 1/4, 1/8) that keeps `box` >= `size`.
+def decode_crop(data: Any, box: Box, size: int, channels: int,
+                image_wh: tuple[int, int] | None = None) -> np.ndarray:
+  """The pixels of `box` as uint8 HWC, decoded at the smallest JPEG scale (1, 1/2, 1/4, 1/8) that keeps the box's
+  shorter side >= `size`.
 
-  Arrays are returned as they are (with `channels` channels).
+  A JPEG is decoded only within the box's window where `cropped_decode` is available, else whole (OpenCV, which
+  also reads what libjpeg-turbo refuses, e.g. CMYK) and then cut. Other formats are decoded whole; arrays are cut.
+  `image_wh` is `image_size(data)` where the caller has it already.
   """
+  width, height = image_wh or image_size(data)
   if isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim in (2, 3):
-    image = data if data.ndim == 3 else data[..., None]
-    if image.shape[-1] != channels:
-      code = cv2.COLOR_GRAY2RGB if channels == 3 else cv2.COLOR_RGB2GRAY
-      image = cv2.cvtColor(np.ascontiguousarray(image), code).reshape(*image.shape[:2], channels)
-    return image
+    return _window_of(_with_channels(data if data.ndim == 3 else data[..., None], channels), box, width, height)
+  data = _encoded(data)
   left, top, right, bottom = box
-  shortest = min(right - left, bottom - top)
-  factor = next(f for f in (8, 4, 2, 1) if shortest / f >= size or f == 1)
+  factor = next(f for f in (8, 4, 2, 1) if min(right - left, bottom - top) / f >= size or f == 1)
+  library = cropped_decode.load() if data[:2] == b"\xff\xd8" else None
+  if library is not None:
+    scaled_width, scaled_height = -(-width // factor), -(-height // factor)  # libjpeg's scaled size
+    try:
+      return cropped_decode.decode(library, data, _window(box, scaled_width / width, scaled_height / height,
+                                                          scaled_width, scaled_height), factor, channels)
+    except ValueError:
+      pass  # OpenCV's whole decode below reads it or names the failure
   flags = _REDUCED[factor] | (cv2.IMREAD_COLOR_RGB if channels == 3 else cv2.IMREAD_GRAYSCALE)
-  image = cv2.imdecode(np.frombuffer(_encoded(data), np.uint8), flags)
+  image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
   if image is None:
     raise ValueError("the image bytes could not be decoded (corrupt or not an image)")
-  return image.reshape(*image.shape[:2], channels)
+  return _window_of(image.reshape(*image.shape[:2], channels), box, width, height)
 
 
 def crop_resize(data: Any, box: Box, size: int, channels: int, mirror: bool,
                 image_wh: tuple[int, int] | None = None) -> np.ndarray:
-  """Decodes `data` at the scale `decode` picks, crops `box` and resamples it to size x size (flipped if `mirror`).
-
-  `image_wh` is `image_size(data)` where the caller has it already.
-  """
-  width, height = image_wh or image_size(data)
-  image = decode(data, box, size, channels)
-  sx, sy = image.shape[1] / width, image.shape[0] / height
-  left, top, right, bottom = box
-  x0, y0 = int(left * sx), int(top * sy)
-  crop = image[y0:max(math.ceil(bottom * sy), y0 + 1), x0:max(math.ceil(right * sx), x0 + 1)]
+  """`decode_crop` of `box`, resampled to size x size (flipped if `mirror`)."""
+  crop = decode_crop(data, box, size, channels, image_wh)
   # Bilinear below a 2x reduction (the usual case once decoded at a reduced scale), area averaging beyond.
   interpolation = cv2.INTER_AREA if min(crop.shape[:2]) > 2 * size else cv2.INTER_LINEAR
   out = cv2.resize(crop, (size, size), interpolation=interpolation).reshape(size, size, channels)
   return cv2.flip(out, 1).reshape(size, size, channels) if mirror else out
+
+
+def _window(box: Box, sx: float, sy: float, width: int, height: int) -> tuple[int, int, int, int]:
+  """`box` scaled by (sx, sy) to whole pixels of a width x height image: at least one pixel, inside it."""
+  left, top, right, bottom = box
+  x0, y0 = min(int(left * sx), width - 1), min(int(top * sy), height - 1)
+  return x0, y0, min(max(math.ceil(right * sx), x0 + 1), width), min(max(math.ceil(bottom * sy), y0 + 1), height)
+
+
+def _window_of(image: np.ndarray, box: Box, width: int, height: int) -> np.ndarray:
+  """The pixels of `box` (in pixels of a width x height image) of `image`, which may be that image scaled."""
+  rows, columns = image.shape[:2]
+  x0, y0, x1, y1 = _window(box, columns / width, rows / height, columns, rows)
+  return image[y0:y1, x0:x1]
+
+
+def _with_channels(image: np.ndarray, channels: int) -> np.ndarray:
+  if image.shape[-1] == channels:
+    return image
+  code = cv2.COLOR_GRAY2RGB if channels == 3 else cv2.COLOR_RGB2GRAY
+  return cv2.cvtColor(np.ascontiguousarray(image), code).reshape(*image.shape[:2], channels)
 
 
 # IMREAD flags of libjpeg-turbo's DCT scaling (OpenCV decodes other formats whole and shrinks them).

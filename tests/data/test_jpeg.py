@@ -46,18 +46,18 @@ def test_scaled_decode_matches_a_full_decode_and_decodes_fewer_pixels():
   data = encode(array)
   assert jpeg.image_size(data) == (640, 480)
   # 1/4 scale: at 1/8 the 480-pixel side (60) would not cover 64.
-  assert jpeg.decode(data, (0, 0, 640, 480), 64, 3).shape == (120, 160, 3)
+  assert jpeg.decode_crop(data, (0, 0, 640, 480), 64, 3).shape == (120, 160, 3)
   out = jpeg.crop_resize(data, (0, 0, 640, 480), 64, 3, mirror=False)
   full = reference_crop(np.asarray(Image.open(io.BytesIO(data))), (0, 0, 640, 480), 64)
   assert out.shape == (64, 64, 3) and out.dtype == np.uint8
   assert np.abs(out - full).mean() < 3.0
   # A small box keeps a finer scale: 200 px of a 640-wide image to 96 needs at least 1/2.
-  assert jpeg.decode(data, (100, 50, 300, 250), 96, 3).shape == (240, 320, 3)
+  assert jpeg.decode_crop(data, (100, 50, 300, 250), 96, 3).shape == (100, 100, 3)
   out = jpeg.crop_resize(data, (100, 50, 300, 250), 96, 3, mirror=True)
   full = reference_crop(np.asarray(Image.open(io.BytesIO(data))), (100, 50, 300, 250), 96)
   assert np.abs(out - full[:, ::-1]).mean() < 3.0
   # A box smaller than the output decodes at full scale and is upsampled.
-  assert jpeg.decode(data, (0, 0, 50, 40), 64, 1).shape == (480, 640, 1)
+  assert jpeg.decode_crop(data, (0, 0, 50, 40), 64, 1).shape == (40, 50, 1)
 
 
 def test_inception_crop_flips_with_the_same_box_and_keeps_other_keys():
