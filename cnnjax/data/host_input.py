@@ -65,25 +65,21 @@ def sample_channel_stats(
     *,
     count: int = 4096,
     seed: int = 0,
-    chunk: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel mean and std (at least 1e-3), in [0, 1] units, of the images of at most `count` records.
 
   The records are all of them when the source has at most `count`, else a
-  sample drawn with `seed`; they are read and transformed `chunk` at a time, so
-  memory is bounded by the chunk, not the source.
+  sample drawn with `seed`; they are read and reduced one at a time, so memory
+  does not grow with the sample.
   """
   if not isinstance(count, int) or count <= 0:
     raise ValueError(f"count={count!r}: expected a positive number of records to sample")
   indices = _sample_indices(len(source), count, seed)
   total, total_sq, pixels = 0.0, 0.0, 0
-  for start in range(0, len(indices), chunk):
-    part = [int(i) for i in indices[start:start + chunk]]
-    records = source.__getitems__(part) if hasattr(source, "__getitems__") else [source[i] for i in part]
-    for record in records:
-      image = _apply(transform, record)["image"]
-      values = np.asarray(image, np.float64).reshape(-1, np.shape(image)[-1]) / 255.0
-      total, total_sq, pixels = total + values.sum(0), total_sq + (values ** 2).sum(0), pixels + len(values)
+  for index in indices:
+    image = _apply(transform, source[int(index)])["image"]
+    values = np.asarray(image, np.float64).reshape(-1, np.shape(image)[-1]) / 255.0
+    total, total_sq, pixels = total + values.sum(0), total_sq + (values ** 2).sum(0), pixels + len(values)
   mean = total / pixels
   std = np.sqrt(np.maximum(total_sq / pixels - mean ** 2, 0.0))
   return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)

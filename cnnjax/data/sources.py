@@ -95,14 +95,13 @@ def load(name: str, split: str, *, data_dir: str | None = None, decode_images: b
         f"access). Prepare it again into another directory with: {_build_command(name, builder)}") from e
 
 
-def labels(name: str, split: str, *, data_dir: str | None = None, chunk: int = 4096) -> np.ndarray:
-  """The label of every record of a split, read in chunks without decoding any image."""
+def labels(name: str, split: str, *, data_dir: str | None = None) -> np.ndarray:
+  """The label of every record of a split, read one by one without decoding any image."""
   source = load(name, split, data_dir=data_dir, decode_images=False)
   label_key = info(name, data_dir=data_dir).label_key
   if label_key is None:
     raise ValueError(f"dataset {name!r} has no label feature to read")
-  return np.array([int(r[label_key]) for start in range(0, len(source), chunk)
-                   for r in source.__getitems__(list(range(start, min(start + chunk, len(source)))))], np.int64)
+  return np.array([int(source[i][label_key]) for i in range(len(source))], np.int64)
 
 
 def info(name: str, *, data_dir: str | None = None) -> DatasetInfo:

@@ -19,7 +19,7 @@ def test_channel_stats_use_every_record_up_to_count_then_a_seeded_sample():
   images[..., 1] = 255  # a constant channel: its std is floored at 1e-3
   records = [{"image": image} for image in images]
   unit = images.astype(np.float64) / 255
-  mean, std = host_input.sample_channel_stats(records, count=40, chunk=7)
+  mean, std = host_input.sample_channel_stats(records, count=40)
   np.testing.assert_allclose(mean, [unit[..., 0].mean(), 1.0], rtol=1e-6)
   np.testing.assert_allclose(std, [unit[..., 0].std(), 1e-3], rtol=1e-5)
   a, b, c = (host_input.sample_channel_stats(records, count=10, seed=s)[0] for s in (1, 1, 2))
