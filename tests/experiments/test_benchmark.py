@@ -1,6 +1,7 @@
 """The benchmark: PyTorch twins compute what cnnjax computes, timing helpers, and a tiny end-to-end run."""
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -8,10 +9,11 @@ import pytest
 import torch
 
 from cnnjax import models
-from experiments.bench import timing, workloads
+from cnnjax.data import cropped_decode
+from experiments.bench import input_pipeline, timing, workloads
 from experiments import benchmark
 from experiments.bench import torch_twins
-from experiments.configs import benchmark_default
+from experiments.configs import benchmark_default, benchmark_input
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +143,17 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   assert "| lenet5 | 16x16x1 | 4 | float32 | 2 |" in table and "| lenet5 | 4 | grad_accum4 |" in table
   assert "| 2 x 6^2 x 16 -> 32, 3x3 |" in table
   assert (tmp_path / "plots" / "benchmark.png").stat().st_size > 0
+
+
+def test_input_benchmark_times_grain_and_the_whole_decode_row(tmp_path):
+  c = benchmark_input.input_section()
+  # Enough images for several 10 ms ticks of CPU time.
+  c.update(dict(dataset="tiny", data_dir=str(tmp_path), image_size=96, batch_size=8, workers=(0,), warmup=1,
+                batches=30, tf=False, startup=False))
+  results = input_pipeline.run(c, str(tmp_path))
+  rows = [*results["grain"], results["whole_decode"]]
+  assert [r["workers"] for r in rows] == [0, 0]
+  assert all(r["images_per_cpu_s"] > 0 and r["cores_for_target"] == 5_500 / r["images_per_cpu_s"] for r in rows)
+  table = input_pipeline.markdown(results)
+  assert "`CNNJAX_CROPPED_DECODE=0`" in table and "tf.data reference disabled" in table
+  assert "CNNJAX_CROPPED_DECODE" not in os.environ and cropped_decode.load() is not None  # switched back on
