@@ -55,7 +55,7 @@ def measure_grain(source, transform, batch_size: int, workers: int, warmup: int,
 
 
 def measure_whole_decode(source, transform, c: ml_collections.ConfigDict) -> dict:
-  """The in-process row again with the cropped decoder switched off: OpenCV decodes every image whole."""
+  """The in-process row with the cropped decoder switched off: OpenCV decodes every image whole."""
   os.environ["CNNJAX_CROPPED_DECODE"] = "0"
   cropped_decode.load.cache_clear()
   try:
@@ -122,21 +122,35 @@ def measure_startup(dataset: str, data_dir: str, c: ml_collections.ConfigDict) -
 
 
 def run(c: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs the input benchmark of config section `c` (`benchmark_input.py`); returns its results."""
+  """Runs the input benchmark of config section `c` (`benchmark_input.py`); returns its results.
+
+  Every pipeline is timed once a round, for `c.rounds` rounds, so that drifts in the machine's speed fall on all of
+  them; each row is the round with the median images per CPU-second, and ratios to tf.data are the median of the
+  rounds' ratios.
+  """
   data_dir = c.data_dir or os.path.join(workdir, "data")
   name = jpeg_dataset.prepare(data_dir, c.dataset)
   source = sources.load(name, "train", data_dir=data_dir, decode_images=False)
   crop = jpeg.InceptionCrop(c.image_size)
-  grain_rows = [measure_grain(source, crop, c.batch_size, w, c.warmup, c.batches) for w in c.workers]
-  results = {"dataset": name, "image_size": c.image_size, "batch_size": c.batch_size, "grain": grain_rows,
-             "whole_decode": measure_whole_decode(source, crop, c),
-             "tf": measure_tf(source, c) if c.tf else {"note": "tf.data reference disabled (input.tf=False)"}}
-  tf_rows = {r["threads"]: r for r in results["tf"].get("rows", [])}
-  for row in grain_rows:
-    row["cores_for_target"] = c.target_images_per_s / row["images_per_cpu_s"]
-    if row["workers"] in tf_rows:
-      row["ratio_cpu_vs_tf"] = row["images_per_cpu_s"] / tf_rows[row["workers"]]["images_per_cpu_s"]
-  for row in [results["whole_decode"], *tf_rows.values()]:
+  rounds = []
+  for _ in range(c.rounds):
+    grain_rows = [measure_grain(source, crop, c.batch_size, w, c.warmup, c.batches) for w in c.workers]
+    tf = measure_tf(source, c) if c.tf else {"note": "tf.data reference disabled (input.tf=False)"}
+    rounds.append({"grain": grain_rows, "whole_decode": measure_whole_decode(source, crop, c), "tf": tf})
+  tf_rounds = [{r["threads"]: r for r in rnd["tf"].get("rows", [])} for rnd in rounds]
+  grain_rows = []
+  for i, workers in enumerate(c.workers):
+    row = dict(_median([rnd["grain"][i] for rnd in rounds]))
+    if all(workers in tf for tf in tf_rounds):
+      ratios = sorted(rnd["grain"][i]["images_per_cpu_s"] / tf[workers]["images_per_cpu_s"]
+                      for rnd, tf in zip(rounds, tf_rounds))
+      row.update(ratio_cpu_vs_tf=ratios[len(ratios) // 2], ratios_cpu_vs_tf=ratios)
+    grain_rows.append(row)
+  tf_rows = [_median([tf[t] for tf in tf_rounds]) for t in (tf_rounds[0] if tf_rounds else {})]
+  results = {"dataset": name, "image_size": c.image_size, "batch_size": c.batch_size, "rounds": c.rounds,
+             "grain": grain_rows, "whole_decode": _median([rnd["whole_decode"] for rnd in rounds]),
+             "tf": {**rounds[-1]["tf"], "rows": tf_rows} if tf_rows else rounds[-1]["tf"]}
+  for row in [*grain_rows, results["whole_decode"], *tf_rows]:
     row["cores_for_target"] = c.target_images_per_s / row["images_per_cpu_s"]
   if c.startup:
     results["startup"] = [measure_startup(jpeg_dataset.prepare(data_dir, d), data_dir, c) for d in c.startup_datasets]
@@ -145,18 +159,26 @@ def run(c: ml_collections.ConfigDict, workdir: str) -> dict:
   return results
 
 
+def _median(rows: list[dict]) -> dict:
+  """The row with the median images per CPU-second (the upper one of an even count)."""
+  return sorted(rows, key=lambda r: r["images_per_cpu_s"])[len(rows) // 2]
+
+
 def markdown(results: dict) -> str:
   """The input benchmark as markdown tables."""
   lines = [f"## Input pipeline: {results['dataset']}, Inception crop to {results['image_size']} + flip, "
            f"batches of {results['batch_size']}", "",
            f"cores for {results['target_images_per_s']:,} img/s = that rate / images per CPU-second. "
            "CPU-seconds count this process and its grain workers (tf.data: its whole process). grain reads the "
-           "prepared array_record files; tf.data gets the same records from memory.", "",
+           "prepared array_record files; tf.data gets the same records from memory. Each row: the median of "
+           f"{results['rounds']} rounds taken in turns; ratio: the median of the rounds' ratios (their range).", "",
            "| pipeline | workers / threads | img/s | img per CPU-s | ratio CPU vs tf.data | cores for target |",
            "| --- | --- | --- | --- | --- | --- |"]
   for r in results["grain"]:
+    spread = f" ({min(r['ratios_cpu_vs_tf']):.2f}-{max(r['ratios_cpu_vs_tf']):.2f})" if "ratios_cpu_vs_tf" in r else ""
     lines.append(f"| grain + cnnjax.data.jpeg (cropped decode) | {r['workers']} | {r['images_per_s']:.0f} | "
-                 f"{r['images_per_cpu_s']:.0f} | {_fmt(r.get('ratio_cpu_vs_tf'))} | {r['cores_for_target']:.1f} |")
+                 f"{r['images_per_cpu_s']:.0f} | {_fmt(r.get('ratio_cpu_vs_tf'))}{spread} | "
+                 f"{r['cores_for_target']:.1f} |")
   r = results["whole_decode"]
   lines.append(f"| grain + OpenCV whole decode (`CNNJAX_CROPPED_DECODE=0`) | 0 | {r['images_per_s']:.0f} | "
                f"{r['images_per_cpu_s']:.0f} | - | {r['cores_for_target']:.1f} |")

@@ -18,6 +18,7 @@ def input_section() -> ml_collections.ConfigDict:
       workers=(0, 1, 2, 4),  # grain worker processes (0: in the main process); tf.data threads for those > 0
       warmup=2,  # untimed batches per count (the first starts the workers)
       batches=8,  # timed batches per count
+      rounds=3,  # every pipeline is timed once a round, in turns; rows are medians
       tf=True,  # the tf.data reference, where TensorFlow imports (a note otherwise)
       tf_pythonpath="",  # extra PYTHONPATH where tensorflow-cpu is installed, if not in this environment
       target_images_per_s=5_500,  # one H100 training ResNet-50 with cnnjax's step

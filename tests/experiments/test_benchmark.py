@@ -145,15 +145,31 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   assert (tmp_path / "plots" / "benchmark.png").stat().st_size > 0
 
 
-def test_input_benchmark_times_grain_and_the_whole_decode_row(tmp_path):
+def test_input_benchmark_times_grain_and_both_decoders(tmp_path):
   c = benchmark_input.input_section()
   # Enough images for several 10 ms ticks of CPU time.
   c.update(dict(dataset="tiny", data_dir=str(tmp_path), image_size=96, batch_size=8, workers=(0,), warmup=1,
-                batches=30, tf=False, startup=False))
+                batches=15, rounds=2, tf=False, startup=False))
   results = input_pipeline.run(c, str(tmp_path))
   rows = [*results["grain"], results["whole_decode"]]
-  assert [r["workers"] for r in rows] == [0, 0]
+  assert [r["workers"] for r in rows] == [0, 0] and results["rounds"] == 2
   assert all(r["images_per_cpu_s"] > 0 and r["cores_for_target"] == 5_500 / r["images_per_cpu_s"] for r in rows)
   table = input_pipeline.markdown(results)
   assert "`CNNJAX_CROPPED_DECODE=0`" in table and "tf.data reference disabled" in table
   assert "CNNJAX_CROPPED_DECODE" not in os.environ and cropped_decode.load() is not None  # switched back on
+
+
+def test_input_benchmark_rows_are_medians_of_rounds_and_ratios_the_median_round(tmp_path, monkeypatch):
+  # Rounds in turns: grain at 1 worker gives 100, 300, 200 img per CPU-s; tf.data at 1 thread 100, 200, 400.
+  grain, tf = iter([100.0, 300.0, 200.0]), iter([100.0, 200.0, 400.0])
+  row = lambda rate, **kw: {"images_per_s": rate, "images_per_cpu_s": rate, **kw}
+  monkeypatch.setattr(input_pipeline, "measure_grain", lambda *a: row(next(grain), workers=1))
+  monkeypatch.setattr(input_pipeline, "measure_whole_decode", lambda *a: row(50.0, workers=0))
+  monkeypatch.setattr(input_pipeline, "measure_tf", lambda *a: {"rows": [row(next(tf), threads=1)]})
+  c = benchmark_input.input_section()
+  c.update(dict(dataset="tiny", data_dir=str(tmp_path), workers=(1,), rounds=3, startup=False))
+  results = input_pipeline.run(c, str(tmp_path))
+  (grain_row,), (tf_row,) = results["grain"], results["tf"]["rows"]
+  assert grain_row["images_per_cpu_s"] == 200 and tf_row["images_per_cpu_s"] == 200
+  assert grain_row["ratios_cpu_vs_tf"] == [0.5, 1.0, 1.5] and grain_row["ratio_cpu_vs_tf"] == 1.0
+  assert "| 1.00 (0.50-1.50) |" in input_pipeline.markdown(results)
