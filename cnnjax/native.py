@@ -8,6 +8,7 @@ the host CPU and whatever else the caller names. Concurrent builders each
 rename a whole file into place, so processes racing on the first build are safe.
 """
 
+import ctypes
 import hashlib
 import os
 import pathlib
@@ -15,7 +16,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from typing import Sequence
+from typing import Callable, Sequence
+import warnings
 
 
 def build_library(name: str, sources: Sequence[pathlib.Path], flags: Sequence[str],
@@ -47,6 +49,18 @@ def build_library(name: str, sources: Sequence[pathlib.Path], flags: Sequence[st
                    check=True, capture_output=True, text=True)
     os.replace(built, library)
   return library
+
+
+def load_library(build: Callable[[], pathlib.Path], *, switch: str, unavailable: str) -> ctypes.CDLL | None:
+  """The library `build()` returns, loaded with ctypes. None where the environment variable `switch` is "0"; None
+  with one warning (`unavailable`, then the reason) where it cannot be built or loaded."""
+  if os.environ.get(switch, "1") == "0":
+    return None
+  try:
+    return ctypes.CDLL(str(build()))
+  except (OSError, subprocess.CalledProcessError) as error:
+    warnings.warn(f"cnnjax: {unavailable}:\n{getattr(error, 'stderr', None) or error}")
+    return None
 
 
 def _cpu_identity() -> str:

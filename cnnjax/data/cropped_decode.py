@@ -12,10 +12,7 @@ decodes the whole image with OpenCV instead.
 
 import ctypes
 import functools
-import os
 import pathlib
-import subprocess
-import warnings
 
 import numpy as np
 
@@ -29,14 +26,12 @@ _MESSAGE_SIZE = 256
 @functools.cache
 def load() -> ctypes.CDLL | None:
   """The compiled decoder (built once, cached), or None where it cannot be built or is switched off."""
-  if os.environ.get("CNNJAX_CROPPED_DECODE", "1") == "0":
-    return None
-  try:
-    library = ctypes.CDLL(str(native.build_library("cropped_decode", [SOURCE], FLAGS)))
-  except (OSError, subprocess.CalledProcessError) as error:
-    detail = getattr(error, "stderr", None) or error
-    warnings.warn("cnnjax: the cropped JPEG decoder could not be built (it needs a C++ compiler and libjpeg-turbo's "
-                  f"development files); whole images are decoded with OpenCV instead:\n{detail}")
+  library = native.load_library(lambda: native.build_library("cropped_decode", [SOURCE], FLAGS),
+                                switch="CNNJAX_CROPPED_DECODE",
+                                unavailable="the cropped JPEG decoder could not be built (it needs a C++ compiler and "
+                                            "libjpeg-turbo's development files); whole images are decoded with "
+                                            "OpenCV instead")
+  if library is None:
     return None
   decode = library.cnnjax_decode_crop
   decode.restype = ctypes.c_int

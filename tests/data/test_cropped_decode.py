@@ -4,7 +4,6 @@ import fnmatch
 import io
 import pathlib
 import tomllib
-import warnings
 
 import cv2
 import numpy as np
@@ -91,17 +90,6 @@ def test_without_the_decoder_opencv_gives_the_same_crops(monkeypatch):
   whole = [jpeg.crop_resize(data, box, 64, 3, mirror=False).astype(np.int16) for box in boxes]
   for a, b in zip(cropped, whole):
     assert a.shape == b.shape == (64, 64, 3) and np.abs(a - b).mean() < 0.1
-
-
-def test_without_a_compiler_or_when_switched_off_load_gives_none(tmp_path, monkeypatch):
-  monkeypatch.setenv("CNNJAX_KERNEL_CACHE", str(tmp_path))
-  monkeypatch.setenv("CXX", "no-such-compiler")
-  with pytest.warns(UserWarning, match="(?s)cropped JPEG decoder could not be built.*no C\\+\\+ compiler"):
-    assert cropped_decode.load.__wrapped__() is None
-  monkeypatch.setenv("CNNJAX_CROPPED_DECODE", "0")
-  with warnings.catch_warnings():
-    warnings.simplefilter("error")
-    assert cropped_decode.load.__wrapped__() is None
 
 
 def test_the_package_ships_the_decoder_source():

@@ -12,12 +12,8 @@ compiler and warns of nothing. Where there is no compiler, or `CNNJAX_KERNELS=0`
 `load()` returns False and the CPU program gets the fallback (XLA's own ops).
 """
 
-import ctypes
 import functools
-import os
 import pathlib
-import subprocess
-import warnings
 from typing import Callable
 
 import jax
@@ -38,13 +34,9 @@ FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w")
 @functools.cache
 def load() -> bool:
   """Builds (if not cached) and registers the kernels for the CPU platform; False where they cannot be had."""
-  if os.environ.get("CNNJAX_KERNELS", "1") == "0":
-    return False
-  try:
-    library = ctypes.cdll.LoadLibrary(str(_build()))
-  except (OSError, subprocess.CalledProcessError) as error:
-    detail = getattr(error, "stderr", None) or error
-    warnings.warn(f"cnnjax: CPU kernels unavailable, XLA's own ops are used instead:\n{detail}")
+  library = native.load_library(lambda: _build(), switch="CNNJAX_KERNELS",
+                                unavailable="CPU kernels unavailable, XLA's own ops are used instead")
+  if library is None:
     return False
   for target, symbol in TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
