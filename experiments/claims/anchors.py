@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnnjax import models, train
+from cnnjax import models
 from cnnjax.detection.boxes import wh_iou
 from cnnjax.train import workdir as workdir_lib
 from experiments import cli, detection
@@ -82,9 +82,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       row["anchors"] = summary["anchors"]
       row.update(collisions(boxes, np.asarray(summary["anchors"]), grid))
       results.update({f"k{k}/{key}": value for key, value in row.items()})
-    if jax.process_index() == 0:
-      plot(results, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, workdir))
   return results
 
 

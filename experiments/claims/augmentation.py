@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cnnjax import train
 from cnnjax.data import augment, prepare
 from cnnjax.train import workdir as workdir_lib
 from experiments import classification, cli
@@ -83,9 +82,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     members = [probs[claim.ensemble_set, config.seed + i] for i in range(claim.ensemble_size)]
     results.update({f"ensemble/{k}": v for k, v in ensemble(members, labels).items()})
     results["ensemble/mean_single_accuracy"] = float(np.mean(results["ensemble/member_accuracies"]))
-    if jax.process_index() == 0:
-      plot(results, claim, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, claim, workdir))
   return results
 
 

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnnjax import models, train
+from cnnjax import models
 from cnnjax.ops import flops
 from cnnjax.train import workdir as workdir_lib
 from experiments import classification, cli
@@ -83,9 +83,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                 train_time_s=summary["train_time_s"],
                                 train_images_per_s=summary["train_images_per_s"])
     results = summarise(rows, cost, claim)
-    if jax.process_index() == 0:
-      plot(results, claim, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, claim, workdir))
   return results
 
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -90,6 +90,13 @@ def shift(images: Any, dy: int, dx: int) -> np.ndarray:
 
 
 DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))  # right, left, down, up
+
+
+def publish(workdir: str, results: dict, draw: Callable[[], Any]) -> None:
+  """From process 0 only (every process holds the same results): `draw()` the claim's figure, write results.json."""
+  if jax.process_index() == 0:
+    draw()
+    train.write_results(workdir, results)
 
 
 def save_figure(fig, workdir: str, name: str) -> str:

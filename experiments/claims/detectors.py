@@ -17,7 +17,6 @@ import time
 import jax
 import ml_collections
 
-from cnnjax import train
 from cnnjax.train import workdir as workdir_lib
 from experiments import cli, detection
 from experiments.claims import common
@@ -60,9 +59,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         row["proposal_recall50"] = summary["proposal_recall50"]
       row.update(timing)
       results.update({f"{task}/{key}": value for key, value in row.items()})
-    if jax.process_index() == 0:
-      plot(results, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, workdir))
   return results
 
 

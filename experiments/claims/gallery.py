@@ -25,7 +25,6 @@ import ml_collections
 import numpy as np
 
 from cnnjax import embedding as embedding_lib
-from cnnjax import train
 from cnnjax.train import workdir as workdir_lib
 from experiments import cli, embedding, inference
 from experiments.claims import common
@@ -90,9 +89,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     for key in ("verification_accuracy", "verification_accuracy_std", "auc", "val_at_far_1e-3",
                 "recognition_top1", "recognition_false_accept_rate", "train_time_s"):
       results[f"verification/{key}"] = verification[key]
-    if jax.process_index() == 0:
-      plot(results, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, workdir))
   return results
 
 

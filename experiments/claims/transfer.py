@@ -19,7 +19,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from cnnjax import train
 from cnnjax.train import workdir as workdir_lib
 from experiments import classification, cli
 from experiments.claims import common
@@ -81,9 +80,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         for metric in ("test_accuracy", "train_time_s"):
           values = [rows[method, n, seed][metric] for seed in claim.seeds]
           results[f"{method}/n{n}/{metric}"], results[f"{method}/n{n}/{metric}_std"] = common.mean_std(values)
-    if jax.process_index() == 0:
-      plot(results, claim, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, claim, workdir))
   return results
 
 

@@ -73,12 +73,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       results[f"{layer}/receptive_field"] = fields[layer].size
       results[f"{layer}/units"] = widths[layer]
       results[f"{layer}/purity"] = purity(top[layer].image_index, labels)
-    if jax.process_index() == 0:
+
+    def draw():
       rng = np.random.default_rng(config.seed)
       shown = {layer: np.sort(rng.choice(widths[layer], claim.units_shown, replace=False)) for layer in claim.layers}
       fig = activations.plot_layers_top_patches(top, fields, setup.example.shape[1:3], shown, results)
       common.save_figure(fig, workdir, "what_convnets_learn.png")
-      train.write_results(workdir, results)
+
+    common.publish(workdir, results, draw)
   return results
 
 

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cnnjax import train
 from cnnjax.data import prepare
 from cnnjax.models.intermediates import intermediates
 from cnnjax.train import workdir as workdir_lib
@@ -104,9 +103,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 trained.test_images[:claim.equivariance_images], claim.max_shift)
             rows[name]["conv1_params"], rows[name]["conv1_dense_params"] = dense_equivalent(trained)
     results = summarise(rows, claim)
-    if jax.process_index() == 0:
-      plot(results, claim, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, claim, workdir))
   return results
 
 

@@ -80,9 +80,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
              "naive_s_per_image": 1.0 / naive_rate, "naive_equals_convolutional": same_detections(naive_dets, conv_few),
              **{f"{name}_network_s_per_image": 1.0 / rate for name, rate in network_rates.items()}}
       results.update({f"stride{stride}/{k}": v for k, v in row.items()})
-    if jax.process_index() == 0:
-      plot(results, workdir)
-      train.write_results(workdir, results)
+    common.publish(workdir, results, lambda: plot(results, workdir))
   return results
 
 
