@@ -124,7 +124,8 @@ def _models_markdown(results: dict) -> str:
   lines = [f"# Benchmark on {results['device_kind']} ({results['platform']}, {results['machine']['cpu_model']}, "
            f"{results['machine']['cpu_count']} cores)", "",
            f"jax {results['jax_version']}, torch {results['torch'] or '-'} ({results['torch_note']}). "
-           "Medians of timed steps after compilation; ratio = cnnjax time / torch time (below 1: cnnjax faster).",
+           "Medians of timed steps after compilation; ratio = cnnjax time / the peer's time (below 1: cnnjax faster); "
+           "peers: the PyTorch twins and `stock_flax`, the same network on stock Flax layers.",
            "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
   for r in results["classifiers"]:
     cells = [r["model"], "x".join(map(str, r["image_shape"])), r["batch_size"], r["dtype"], r["devices"],

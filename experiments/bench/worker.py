@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from cnnjax.models import layers
 from cnnjax.ops import kernels
 from experiments.bench import workloads
 from experiments.bench.timing import time_interleaved
@@ -67,6 +68,13 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
                                    seed=config["seed"])
           train_fns, infer_fns, checks = {"cnnjax": w.train_step}, {"cnnjax": w.infer_step}, {}
           twins = {}
+          if config["stock_flax"] and k == 1:
+            # The same network on stock Flax layers (no CPU paths), same seed: the same parameters and batch.
+            with layers.stock_flax():
+              twins["stock_flax"] = workloads.Classifier(
+                  name, batch_size=batch_size, image_shape=tuple(spec["image_shape"]),
+                  num_classes=config["num_classes"], dtype=dtype, devices=devices[:k],
+                  learning_rate=config["learning_rate"], momentum=config["momentum"], seed=config["seed"])
           if torch_mod is not None and (k == 1 or config["torch_every_device_count"]):
             params, stats = jax.device_get((w.state.params, w.state.batch_stats))
             for fmt in config["torch_formats"]:
@@ -83,7 +91,8 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
             # Same weights and batch: the first losses must agree (up to the compute dtype's rounding).
             steps.train_step()
             loss = float(w.metrics["loss"])
-            checks[f"{key}_loss_rel_diff"] = abs(float(steps.loss) - loss) / max(abs(loss), 1e-12)
+            twin_loss = float(steps.metrics["loss"] if isinstance(steps, workloads.Classifier) else steps.loss)
+            checks[f"{key}_loss_rel_diff"] = abs(twin_loss - loss) / max(abs(loss), 1e-12)
             train_fns[key], infer_fns[key] = steps.train_step, steps.infer_step
           train = time_interleaved(train_fns, steps=config["steps"], warmup=config["warmup"], turn=config["turn"])
           infer = time_interleaved(infer_fns, steps=config["steps"], warmup=config["warmup"], turn=config["turn"])

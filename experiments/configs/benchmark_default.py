@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.torch = True  # compare with the PyTorch twins where torch is installed (and sees the accelerator)
   c.torch_every_device_count = False  # also time torch beside 2, 4, .. (host) devices, not only beside 1
   c.torch_formats = ("nchw",)  # PyTorch memory formats to time: 'nchw' (default) and/or 'nhwc' (channels_last)
+  c.stock_flax = True  # also time each model on stock Flax layers (`layers.stock_flax()`), beside one device
   # The train step with one training option on (issue 22), against the plain step, on one device. Off by
   # default; e.g. --config.train_option_names="('mixup', 'cutmix', 'randaugment', 'ema', 'grad_accum4')".
   c.train_options = ml_collections.ConfigDict({

@@ -130,6 +130,9 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   assert rows[0]["scaling_efficiency"] == pytest.approx(1.0)
   assert rows[0]["ratio_train_torch_nchw"] > 0 and "ratio_train_torch_nchw" not in rows[1]
   assert rows[0]["torch_nchw_loss_rel_diff"] < 1e-5  # the twin started from the same weights and batch
+  # The same network on stock Flax layers: same parameters, so the same first loss; timed beside one device only.
+  assert rows[0]["stock_flax_loss_rel_diff"] < 1e-6 and rows[0]["ratio_train_stock_flax"] > 0
+  assert "ratio_train_stock_flax" not in rows[1]
   assert all(r["train_images_per_s"] > 0 and r["peak_memory_bytes"] > 0 for r in rows)
   assert [r["num_boxes"] for r in results["nms"]] == [16] and results["style"] is None
   assert [(r["option"], r["settings"]) for r in results["train_options"]] == [
@@ -141,7 +144,7 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["classifiers"][1]["devices"] == 2
   table = (tmp_path / "benchmark.md").read_text()
   assert "| lenet5 | 16x16x1 | 4 | float32 | 2 |" in table and "| lenet5 | 4 | grad_accum4 |" in table
-  assert "| 2 x 6^2 x 16 -> 32, 3x3 |" in table
+  assert "| 2 x 6^2 x 16 -> 32, 3x3 |" in table and "ratio train (stock_flax)" in table
   assert (tmp_path / "plots" / "benchmark.png").stat().st_size > 0
 
 
