@@ -29,7 +29,7 @@ from absl import logging
 
 from cnnjax.train.metrics import write_config, write_results
 from experiments import cli
-from experiments.bench import input_pipeline
+from experiments.bench import input_pipeline, jpeg_dataset
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FORCE = "--xla_force_host_platform_device_count"
@@ -140,6 +140,17 @@ def _models_markdown(results: dict) -> str:
                " (host_rss: the worker process's peak resident set, runtime included; device: the allocator's "
                "peak since the worker started, so it never decreases down the table). Step program: XLA's plan "
                "for the train step on one device (arguments + outputs + temporaries - donated).")
+  fed = [r for r in results["classifiers"] if "fed_train_images_per_s" in r or "jpeg_fed_train_images_per_s" in r]
+  if fed:
+    lines += ["", "## Fed from the host: the train step on device-resident data against host-fed batches", "",
+              "prefetch: copies of the fixed batch through `prefetch_to_mesh`; JPEG pipeline: "
+              "`pipeline.batches` on `experiments.bench.jpeg_dataset` (Inception crop + flip, uint8, cast on the "
+              "devices) in that many grain workers, then `prefetch_to_mesh`.", "",
+              "| model | batch | dtype | devices | device-resident img/s | prefetch img/s | JPEG pipeline img/s | "
+              "workers |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['model']} | {r['batch_size']} | {r['dtype']} | {r['devices']} | "
+              f"{_fmt(r['train_images_per_s'])} | {_fmt(r.get('fed_train_images_per_s'))} | "
+              f"{_fmt(r.get('jpeg_fed_train_images_per_s'))} | {r.get('jpeg_fed_workers', '-')} |" for r in fed]
   if results.get("style"):
     s = results["style"]
     lines += ["", "## Style transfer (Adam step on the pixels, VGG features, Gram costs)", "",
@@ -211,6 +222,9 @@ def plot(results: dict, path: str) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs the benchmark of `config`; writes and returns the results."""
   _check(config)
+  if config.jpeg_fed.dataset:  # generated once here, read by every worker
+    config.jpeg_fed.data_dir = config.jpeg_fed.data_dir or os.path.join(workdir, "data")
+    jpeg_dataset.prepare(config.jpeg_fed.data_dir, config.jpeg_fed.dataset)
   write_config(workdir, config)
   if config.get("input_only"):
     return _write(workdir, {"input": input_pipeline.run(config.input, workdir), "machine": _machine()})

@@ -20,9 +20,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from cnnjax.data import jpeg, pipeline, sources
 from cnnjax.models import layers
 from cnnjax.ops import kernels
-from experiments.bench import workloads
+from experiments.bench import jpeg_dataset, workloads
 from experiments.bench.timing import time_interleaved
 
 
@@ -51,6 +52,23 @@ def _device_counts(devices: list, accelerator: str) -> list[int]:
 
 def _rate(batch: int, timing: dict) -> float:
   return batch / timing["median_s"]
+
+
+def _fed_rate(steps, batch_size: int, warmup: int, timed: int) -> float:
+  """Images per second over `timed` steps of the generator `steps`, after `warmup` (workers start, compilation)."""
+  for _ in range(warmup):
+    next(steps)
+  t0 = time.perf_counter()
+  for _ in range(timed):
+    next(steps)
+  return batch_size * timed / (time.perf_counter() - t0)
+
+
+def jpeg_source(c: dict):
+  """The training split of `experiments.bench.jpeg_dataset` config `c['dataset']`, generated into `c['data_dir']`
+  on first use, images left encoded."""
+  name = jpeg_dataset.prepare(c["data_dir"], c["dataset"])
+  return sources.load(name, "train", data_dir=c["data_dir"], decode_images=False)
 
 
 def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerator: str) -> list[dict]:
@@ -104,13 +122,20 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
                  "infer_step_s": infer["cnnjax"]["median_s"], "infer_images_per_s": _rate(batch_size, infer["cnnjax"]),
                  "train_times_s": train["cnnjax"]["times_s"], "infer_times_s": infer["cnnjax"]["times_s"]}
           if config["fed_steps"]:
-            fed = w.fed_train_steps()
-            for _ in range(config["warmup"]):
-              next(fed)
-            t0 = time.perf_counter()
-            for _ in range(config["fed_steps"]):
-              next(fed)
-            row["fed_train_images_per_s"] = batch_size * config["fed_steps"] / (time.perf_counter() - t0)
+            row["fed_train_images_per_s"] = _fed_rate(w.fed_train_steps(), batch_size, config["warmup"],
+                                                      config["fed_steps"])
+          jpeg_fed = config["jpeg_fed"]
+          if jpeg_fed["dataset"]:
+            source = jpeg_source(jpeg_fed)
+            crop = jpeg.InceptionCrop(spec["image_shape"][0], channels=spec["image_shape"][-1])
+            batches = pipeline.batches(source, batch_size, seed=config["seed"], transform=crop,
+                                       worker_count=jpeg_fed["workers"])
+            try:
+              row["jpeg_fed_train_images_per_s"] = _fed_rate(w.fed_train_steps(batches), batch_size,
+                                                             jpeg_fed["warmup"], jpeg_fed["steps"])
+            finally:
+              batches.close()
+            row["jpeg_fed_workers"] = jpeg_fed["workers"]
           for other in train_fns:
             if other != "cnnjax":
               row[f"{other}_train_images_per_s"] = _rate(batch_size, train[other])

@@ -117,12 +117,15 @@ class Classifier:
   def infer_step(self) -> None:
     jax.block_until_ready(self._infer(self.state, self.batch))
 
-  def fed_train_steps(self, copies: int = 4) -> Iterator[None]:
-    """Train steps on host batches moved to the devices by `prefetch_to_mesh` (transfer included)."""
-    host = {**self.host_batch, "image": self.host_batch["image"].astype(self.dtype)}
-    batches = prefetch_to_mesh(itertools.cycle([jax.tree.map(np.copy, host) for _ in range(copies)]), self.mesh)
-    for batch in batches:
-      self.train_step(batch)
+  def fed_train_steps(self, host_batches: Iterator[Mapping[str, np.ndarray]] | None = None) -> Iterator[None]:
+    """Train steps on host batches moved to the devices by `prefetch_to_mesh` (transfer included) and cast there
+    to the step's dtypes: copies of the fixed batch, or `host_batches` (e.g. the input pipeline's uint8 images)."""
+    if host_batches is None:
+      host = {**self.host_batch, "image": self.host_batch["image"].astype(self.dtype)}
+      host_batches = itertools.cycle([jax.tree.map(np.copy, host) for _ in range(4)])
+    cast = jax.jit(lambda b: {"image": b["image"].astype(self.dtype), "label": b["label"].astype(jnp.int32)})
+    for batch in prefetch_to_mesh(host_batches, self.mesh):
+      self.train_step(cast(batch))
       yield
 
 

@@ -22,6 +22,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.steps = 5  # timed steps; medians are reported
   c.turn = 5  # timed steps one framework (or path) runs back to back before the other's turn, as in a training loop
   c.fed_steps = 0  # >0: also time train steps fed from the host through prefetch_to_mesh
+  # Train steps fed by the input pipeline from ImageNet-like JPEGs (`experiments.bench.jpeg_dataset` config
+  # `dataset`: Inception crop to the model's size and channels + flip, in `workers` grain processes).
+  c.jpeg_fed = ml_collections.ConfigDict({"dataset": "", "data_dir": "", "workers": 0, "warmup": 3, "steps": 20})
   c.torch = True  # compare with the PyTorch twins where torch is installed (and sees the accelerator)
   c.torch_every_device_count = False  # also time torch beside 2, 4, .. (host) devices, not only beside 1
   c.torch_formats = ("nchw",)  # PyTorch memory formats to time: 'nchw' (default) and/or 'nhwc' (channels_last)

@@ -14,6 +14,7 @@ def get_config():
   c.steps = 20
   c.turn = 10
   c.fed_steps = 20
+  c.jpeg_fed.update(dict(dataset="1k", workers=12))  # the pipeline from 300-500 px JPEGs (issue 17), 16-core host
   c.torch_formats = ("nhwc",)  # channels_last: PyTorch's fast layout for convolutions on GPUs
   c.nms.num_boxes = (100, 1000, 10000)
   c.style.image_size = 512

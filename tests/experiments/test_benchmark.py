@@ -124,6 +124,8 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   config.nms.num_boxes, config.nms.steps, config.style.enabled = (16,), 2, False  # style: tested above
   config.conv_layers.shapes, config.conv_layers.steps = ((2, 6, 16, 32, 3),), 1
   config.train_option_names = ("ema", "grad_accum4")  # the cheap ones to compile; the rest share the code path
+  config.fed_steps = 2
+  config.jpeg_fed.update(dict(dataset="tiny", steps=2, warmup=1))  # decoded to grey for LeNet-5
   results = benchmark.run(config, str(tmp_path))
   rows = results["classifiers"]
   assert [r["devices"] for r in rows] == [1, 2]
@@ -134,6 +136,7 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   assert rows[0]["stock_flax_loss_rel_diff"] < 1e-6 and rows[0]["ratio_train_stock_flax"] > 0
   assert "ratio_train_stock_flax" not in rows[1]
   assert all(r["train_images_per_s"] > 0 and r["peak_memory_bytes"] > 0 for r in rows)
+  assert all(r["fed_train_images_per_s"] > 0 and r["jpeg_fed_train_images_per_s"] > 0 for r in rows)
   assert [r["num_boxes"] for r in results["nms"]] == [16] and results["style"] is None
   assert [(r["option"], r["settings"]) for r in results["train_options"]] == [
       ("ema", {"ema_decay": 0.999}), ("grad_accum4", {"grad_accum_steps": 4})]
@@ -145,6 +148,7 @@ def test_run_end_to_end_on_one_and_two_host_devices(tmp_path):
   table = (tmp_path / "benchmark.md").read_text()
   assert "| lenet5 | 16x16x1 | 4 | float32 | 2 |" in table and "| lenet5 | 4 | grad_accum4 |" in table
   assert "| 2 x 6^2 x 16 -> 32, 3x3 |" in table and "ratio train (stock_flax)" in table
+  assert "| lenet5 | 4 | float32 | 2 | " in table and table.count(" | 0 |\n") >= 2  # the fed rows, 0 workers
   assert (tmp_path / "plots" / "benchmark.png").stat().st_size > 0
 
 
