@@ -56,12 +56,15 @@ def _rate(batch: int, timing: dict) -> float:
 
 def _fed_rate(steps, batch_size: int, warmup: int, timed: int) -> float:
   """Images per second over `timed` steps of the generator `steps`, after `warmup` (workers start, compilation)."""
-  for _ in range(warmup):
-    next(steps)
-  t0 = time.perf_counter()
-  for _ in range(timed):
-    next(steps)
-  return batch_size * timed / (time.perf_counter() - t0)
+  try:
+    for _ in range(warmup):
+      next(steps)
+    t0 = time.perf_counter()
+    for _ in range(timed):
+      next(steps)
+    return batch_size * timed / (time.perf_counter() - t0)
+  finally:
+    steps.close()
 
 
 def jpeg_source(c: dict):

@@ -124,9 +124,13 @@ class Classifier:
       host = {**self.host_batch, "image": self.host_batch["image"].astype(self.dtype)}
       host_batches = itertools.cycle([jax.tree.map(np.copy, host) for _ in range(4)])
     cast = jax.jit(lambda b: {"image": b["image"].astype(self.dtype), "label": b["label"].astype(jnp.int32)})
-    for batch in prefetch_to_mesh(host_batches, self.mesh):
-      self.train_step(cast(batch))
-      yield
+    batches = prefetch_to_mesh(host_batches, self.mesh)
+    try:
+      for batch in batches:
+        self.train_step(cast(batch))
+        yield
+    finally:
+      batches.close()  # stops the prefetch thread
 
 
 TRAIN_OPTIONS = ("mixup_alpha", "cutmix_alpha", "mix_switch_prob", "randaugment", "ema_decay", "grad_accum_steps")
