@@ -9,7 +9,6 @@ generated into `data_dir` on first use.
 import json
 import os
 import pickle
-import resource
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import ml_collections
 import psutil
 
 from cnnjax.data import cropped_decode, jpeg, pipeline, sources
-from experiments.bench import jpeg_dataset
+from experiments.bench import jpeg_dataset, timing
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,16 +91,17 @@ def measure_tf(source, c: ml_collections.ConfigDict) -> dict:
 
 
 _STARTUP = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 from experiments import classification
 from experiments.bench import jpeg_dataset  # registers the synthetic dataset's builder with TFDS
+from experiments.bench.timing import host_peak_rss
 from experiments.configs import catalog
 config = catalog.get_config("resnet50")
 config.update_from_flattened_dict(json.loads(sys.argv[1]))
 results = classification.run(config, sys.argv[2])
 print(json.dumps({"wall_s": time.perf_counter() - start, "train_time_s": results.get("train_time_s"),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": host_peak_rss() / 2**20}))
 """
 
 
@@ -155,7 +155,7 @@ def run(c: ml_collections.ConfigDict, workdir: str) -> dict:
   if c.startup:
     results["startup"] = [measure_startup(jpeg_dataset.prepare(data_dir, d), data_dir, c) for d in c.startup_datasets]
   results["target_images_per_s"] = c.target_images_per_s
-  results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  results["peak_rss_mb"] = timing.host_peak_rss() / 2**20
   return results
 
 

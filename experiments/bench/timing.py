@@ -74,10 +74,13 @@ def peak_memory(device: jax.Device | None = None) -> dict[str, Any]:
   stats = device.memory_stats() or {}
   if "peak_bytes_in_use" in stats:
     return {"bytes": int(stats["peak_bytes_in_use"]), "kind": "device"}
-  return {"bytes": _host_peak_rss(), "kind": "host_rss"}
+  return {"bytes": host_peak_rss(), "kind": "host_rss"}
 
 
-def _host_peak_rss() -> int:
+def host_peak_rss() -> int:
+  """This process's peak resident set in bytes: the kernel's high-water mark of its own memory (`VmHWM`), which
+  starts afresh at exec; `ru_maxrss` where there is none, which on Linux also keeps the resident set the process
+  had before exec: a child started from a large parent reports at least the parent's size there."""
   try:
     with open("/proc/self/status") as f:
       for line in f:
