@@ -174,7 +174,9 @@ def decode_crop(data: Any, box: Box, size: int, channels: int,
                                                           scaled_width, scaled_height), factor, channels)
     except ValueError:
       pass  # OpenCV's whole decode below reads it or names the failure
-  flags = _REDUCED[factor] | (cv2.IMREAD_COLOR_RGB if channels == 3 else cv2.IMREAD_GRAYSCALE)
+  # As the header's size and libjpeg-turbo (and tf.data's decoders): no EXIF rotation, which OpenCV would apply.
+  flags = (_REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION
+           | (cv2.IMREAD_COLOR_RGB if channels == 3 else cv2.IMREAD_GRAYSCALE))
   image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
   if image is None:
     raise ValueError("the image bytes could not be decoded (corrupt or not an image)")

@@ -163,8 +163,8 @@ class _Reader:
   def read(self, step: int, positions: np.ndarray, indices: np.ndarray) -> Batch:
     """The records `indices`, at `positions` of the global batch of `step`, as one batch."""
     indices = [int(i) for i in indices]
-    # One by one: a TFDS source's batched `__getitems__` reads through a thread pool that costs 3x the CPU time
-    # a record (BUILD.md); the parallelism comes from the worker processes.
+    # One by one: a TFDS source's batched `__getitems__` reads through a thread pool that costs several times the
+    # CPU time a record (BUILD.md); the parallelism comes from the worker processes.
     records = [self.source[i] for i in indices]
     batch = None
     for row, (position, index, record) in enumerate(zip(positions, indices, records)):

@@ -92,6 +92,19 @@ def test_without_the_decoder_opencv_gives_the_same_crops(monkeypatch):
     assert a.shape == b.shape == (64, 64, 3) and np.abs(a - b).mean() < 0.1
 
 
+def test_exif_orientation_is_ignored_on_both_paths(monkeypatch):
+  # The crop box comes from the header's (unrotated) size, so neither decoder may rotate the pixels.
+  exif = Image.Exif()
+  exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+  buffer = io.BytesIO()
+  Image.open(io.BytesIO(textured_jpeg(40, 64))).save(buffer, format="JPEG", quality=90, exif=exif)
+  data = buffer.getvalue()
+  cropped = jpeg.decode_crop(data, (0, 0, 64, 40), 40, 3)
+  monkeypatch.setattr(cropped_decode, "load", lambda: None)
+  whole = jpeg.decode_crop(data, (0, 0, 64, 40), 40, 3)
+  assert cropped.shape == whole.shape == (40, 64, 3) and np.array_equal(cropped, whole)
+
+
 def test_the_package_ships_the_decoder_source():
   pyproject = pathlib.Path(__file__).parents[2] / "pyproject.toml"
   patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["cnnjax.data"]
