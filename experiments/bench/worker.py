@@ -89,13 +89,6 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
                                    seed=config["seed"])
           train_fns, infer_fns, checks = {"cnnjax": w.train_step}, {"cnnjax": w.infer_step}, {}
           twins = {}
-          if config["stock_flax"] and k == 1:
-            # The same network on stock Flax layers (no CPU paths), same seed: the same parameters and batch.
-            with layers.stock_flax():
-              twins["stock_flax"] = workloads.Classifier(
-                  name, batch_size=batch_size, image_shape=tuple(spec["image_shape"]),
-                  num_classes=config["num_classes"], dtype=dtype, devices=devices[:k],
-                  learning_rate=config["learning_rate"], momentum=config["momentum"], seed=config["seed"])
           if torch_mod is not None and (k == 1 or config["torch_every_device_count"]):
             params, stats = jax.device_get((w.state.params, w.state.batch_stats))
             for fmt in config["torch_formats"]:
@@ -108,6 +101,14 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
           w.train_step()
           w.infer_step()
           memory = w.memory()
+          if config["stock_flax"] and k == 1:
+            # The same network on stock Flax layers (no CPU paths), same seed: the same parameters and batch;
+            # built after the peak memory is read, which it would raise.
+            with layers.stock_flax():
+              twins["stock_flax"] = workloads.Classifier(
+                  name, batch_size=batch_size, image_shape=tuple(spec["image_shape"]),
+                  num_classes=config["num_classes"], dtype=dtype, devices=devices[:k],
+                  learning_rate=config["learning_rate"], momentum=config["momentum"], seed=config["seed"])
           for key, steps in twins.items():
             # Same weights and batch: the first losses must agree (up to the compute dtype's rounding).
             steps.train_step()
