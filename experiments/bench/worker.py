@@ -76,7 +76,6 @@ def jpeg_source(c: dict):
 
 def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerator: str) -> list[dict]:
   """Train/inference images per second, compile time and memory of every (model, batch, dtype, devices)."""
-  from experiments.bench import torch_twins  # pylint: disable=import-outside-toplevel
   devices, rows = jax.local_devices(), []
   for name in config["model_names"]:
     spec = config["models"][name]
@@ -90,6 +89,7 @@ def classifier_rows(config: dict, torch_mod, torch_device: str | None, accelerat
           train_fns, infer_fns, checks = {"cnnjax": w.train_step}, {"cnnjax": w.infer_step}, {}
           twins = {}
           if torch_mod is not None and (k == 1 or config["torch_every_device_count"]):
+            from experiments.bench import torch_twins  # pylint: disable=import-outside-toplevel  # needs torch
             params, stats = jax.device_get((w.state.params, w.state.batch_stats))
             for fmt in config["torch_formats"]:
               twin = torch_twins.load_flax_variables(
@@ -179,12 +179,12 @@ def train_option_rows(config: dict) -> list[dict]:
 
 def style_row(config: dict, torch_mod, torch_device: str | None) -> dict:
   """Iterations per second of the Adam style step, and the PyTorch twin's where it runs."""
-  from experiments.bench import torch_twins  # pylint: disable=import-outside-toplevel
   cfg = config["style"]
   w = workloads.StyleStep(image_size=cfg["image_size"], arch=cfg["arch"], widths=tuple(cfg["widths"]),
                           dtype=cfg["dtype"], seed=config["seed"])
   fns = {"cnnjax": w.step}
   if torch_mod is not None and cfg["dtype"] == "float32":
+    from experiments.bench import torch_twins  # pylint: disable=import-outside-toplevel  # needs torch
     twin = torch_twins.StyleSteps(jax.device_get(w.params), w.content, w.style, content_layer=w.content_layer,
                                   style_layers=w.style_layers, alpha=1.0, beta=1e3, learning_rate=0.01,
                                   device=torch_device)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import jax
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 
 from cnnjax import models
 from cnnjax.data import cropped_decode
-from experiments.bench import input_pipeline, timing, workloads
+import experiments.bench
+from experiments.bench import input_pipeline, timing, worker, workloads
 from experiments import benchmark
 from experiments.bench import torch_twins
 from experiments.configs import benchmark_default, benchmark_input
@@ -180,3 +182,16 @@ def test_input_benchmark_rows_are_medians_of_rounds_and_ratios_the_median_round(
   assert grain_row["images_per_cpu_s"] == 200 and tf_row["images_per_cpu_s"] == 200
   assert grain_row["ratios_cpu_vs_tf"] == [0.5, 1.0, 1.5] and grain_row["ratio_cpu_vs_tf"] == 1.0
   assert "| 1.00 (0.50-1.50) |" in input_pipeline.markdown(results)
+
+
+def test_the_worker_runs_where_torch_is_absent(monkeypatch):
+  monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError, as on a machine without it
+  monkeypatch.delitem(sys.modules, "experiments.bench.torch_twins", raising=False)
+  monkeypatch.delattr(experiments.bench, "torch_twins", raising=False)  # else `from .. import` finds it there
+  config = benchmark_default.get_config()
+  config.model_names, config.steps, config.warmup = ("lenet5",), 1, 0
+  config.models.lenet5.image_shape, config.models.lenet5.batch_sizes = (16, 16, 1), (4,)
+  config = config.to_dict()
+  assert worker._torch(config, "cpu") == (None, "torch is not installed")
+  (row,) = worker.classifier_rows(config, None, None, "cpu")
+  assert row["ratio_train_stock_flax"] > 0 and not any(k.startswith("ratio_train_torch") for k in row)
