@@ -1,8 +1,7 @@
 """Compiles a shared library from the package's C++ sources for this host, once, cached by content.
 
-Used by the XLA:CPU kernels (`cnnjax.ops.kernels`) and the cropped JPEG decoder
-(`cnnjax.data.cropped_decode`). The system C++ compiler (`$CXX`, else `g++`)
-builds it; the result is cached under `$CNNJAX_KERNEL_CACHE` (default
+A neutral helper of the package's compiled parts, which import it; it imports
+none of them. The system C++ compiler (`$CXX`, else `g++`) builds the library; the result is cached under `$CNNJAX_KERNEL_CACHE` (default
 `~/.cache/cnnjax/kernels`) by a hash of the sources, the flags, the compiler,
 the host CPU and whatever else the caller names. Concurrent builders each
 rename a whole file into place, so processes racing on the first build are safe.
