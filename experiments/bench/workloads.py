@@ -118,12 +118,13 @@ class Classifier:
     jax.block_until_ready(self._infer(self.state, self.batch))
 
   def fed_train_steps(self, host_batches: Iterator[Mapping[str, np.ndarray]] | None = None) -> Iterator[None]:
-    """Train steps on host batches moved to the devices by `prefetch_to_mesh` (transfer included) and cast there
-    to the step's dtypes: copies of the fixed batch, or `host_batches` (e.g. the input pipeline's uint8 images)."""
-    if host_batches is None:
+    """Train steps on host batches moved to the devices by `prefetch_to_mesh` (transfer included): copies of the
+    fixed batch, or `host_batches` (e.g. the input pipeline's uint8 images), cast there to the step's dtypes."""
+    if host_batches is None:  # already in the step's dtypes: nothing to cast
       host = {**self.host_batch, "image": self.host_batch["image"].astype(self.dtype)}
-      host_batches = itertools.cycle([jax.tree.map(np.copy, host) for _ in range(4)])
-    cast = jax.jit(lambda b: {"image": b["image"].astype(self.dtype), "label": b["label"].astype(jnp.int32)})
+      host_batches, cast = itertools.cycle([jax.tree.map(np.copy, host) for _ in range(4)]), lambda b: b
+    else:
+      cast = jax.jit(lambda b: {"image": b["image"].astype(self.dtype), "label": b["label"].astype(jnp.int32)})
     batches = prefetch_to_mesh(host_batches, self.mesh)
     try:
       for batch in batches:
