@@ -100,7 +100,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
   Walks the marker segments only, about 50x cheaper than Pillow's full header parse (tables included).
   """
-  if data[:2] != b"\xff\xd8":
+  if not data.startswith(_SOI):
     return None
   pos = 2
   while pos + 9 <= len(data):
@@ -116,6 +116,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
   return None
 
 
+_SOI = b"\xff\xd8"  # a JPEG's first marker, start of image
 # Start-of-frame markers (baseline, extended, progressive, lossless; not DHT 0xC4, JPG 0xC8, DAC 0xCC).
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
@@ -166,7 +167,7 @@ def decode_crop(data: Any, box: Box, size: int, channels: int,
   data = _encoded(data)
   left, top, right, bottom = box
   factor = next(f for f in (8, 4, 2, 1) if min(right - left, bottom - top) / f >= size or f == 1)
-  library = cropped_decode.load() if data[:2] == b"\xff\xd8" else None
+  library = cropped_decode.load() if data.startswith(_SOI) else None
   if library is not None:
     scaled_width, scaled_height = -(-width // factor), -(-height // factor)  # libjpeg's scaled size
     try:
